@@ -1,0 +1,353 @@
+"""One gateway and its sandboxes, set up for one scenario and torn down after it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from openshell import SandboxClient, SandboxRef
+from openshell._proto import openshell_pb2
+
+from . import evidence
+from . import pki as pki_module
+from ._wait import poll
+from .errors import GatewayExited, SandboxNotReady
+from .evidence import Evidence
+from .gateway import (
+    GUEST_TLS_KEYS,
+    GatewayProcess,
+    GatewaySettings,
+    Registration,
+    ServerTls,
+    gateway_flags,
+    register_gateway,
+    write_gateway_config,
+)
+from .podman import OWNER_LABEL, RUN_LABEL, PodmanService, owner_id
+from .targets import Target
+
+WORKSPACE = "default"
+HOST_ALIASES = ("host.openshell.internal", "host.containers.internal")
+
+# Where the guest TLS keys go in the TOML: one table, the other, or split.
+PLACEMENTS = ("driver", "gateway", "split")
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A sandbox this deployment asked the gateway for."""
+
+    name: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """How a gateway that was expected to refuse to start ended."""
+
+    returncode: int
+    output: str
+    still_listening: bool
+
+
+def free_port() -> int:
+    """A TCP port that nothing on loopback is using right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Deployment:
+    """The PKI, configuration, gateway process and sandboxes of one scenario."""
+
+    def __init__(
+        self,
+        *,
+        target: Target,
+        podman: PodmanService,
+        workdir: Path,
+        network_name: str,
+        run_id: str,
+    ) -> None:
+        self.target = target
+        self.podman = podman
+        self.workdir = workdir
+        self.network_name = network_name
+        self.run_id = run_id
+        self.pki: pki_module.Pki | None = None
+        self.settings: GatewaySettings | None = None
+        self.config_text = ""
+        self.gateway: GatewayProcess | None = None
+        self.registration: Registration | None = None
+        self.sandboxes: list[Sandbox] = []
+        self._client: SandboxClient | None = None
+
+    # PKI
+
+    def create_pki(self) -> pki_module.Pki:
+        """The CA, server and client certificates, from the target's chosen source."""
+        root = self.workdir / "pki"
+        if self.target.pki_source == "gateway":
+            self._generate_certs_with_gateway(root)
+            self.pki = pki_module.Pki.at(root)
+        else:
+            self.pki = pki_module.create_pki(root)
+        return self.pki
+
+    def _generate_certs_with_gateway(self, root: Path) -> None:
+        argv = self.target.gateway_argv("generate-certs", "--output-dir", str(root))
+        for name in HOST_ALIASES:
+            argv += ["--server-san", name]
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=60, check=False
+        )
+        if result.returncode != 0:
+            last = (result.stderr or result.stdout).strip().splitlines()[-1:]
+            raise GatewayExited(
+                f"generate-certs exited with code {result.returncode}: "
+                f"{last[0] if last else '(no output)'}",
+                returncode=result.returncode,
+                output=result.stdout + result.stderr,
+            )
+
+    # Configuration
+
+    def configure(
+        self,
+        *,
+        guest_tls: Sequence[str] = GUEST_TLS_KEYS,
+        placement: str = "driver",
+        server_tls: bool = True,
+        client_auth: bool = True,
+        extra_flags: Sequence[str] = (),
+    ) -> GatewaySettings:
+        """Settings for a gateway on fresh ports; ``guest_tls`` picks the keys set."""
+        assert self.pki is not None, "create the PKI before configuring the gateway"
+        gateway_table, driver_table = self._place_guest_tls(guest_tls, placement)
+        tls = None
+        if server_tls:
+            client_ca = self.pki.ca_cert if client_auth else None
+            tls = ServerTls(self.pki.server_cert, self.pki.server_key, client_ca)
+        if self.target.supervisor_image:
+            gateway_table["supervisor_image"] = self.target.supervisor_image
+
+        self.settings = GatewaySettings(
+            port=free_port(),
+            health_port=free_port(),
+            network_name=self.network_name,
+            socket_path=self.podman.socket_path,
+            default_image=self.target.sandbox_image,
+            server_tls=tls,
+            gateway_table=gateway_table,
+            driver_table=driver_table,
+            extra_flags=tuple(extra_flags),
+        )
+        return self.settings
+
+    def _place_guest_tls(
+        self, keys: Sequence[str], placement: str
+    ) -> tuple[dict[str, object], dict[str, object]]:
+        assert self.pki is not None
+        paths = {
+            "guest_tls_ca": self.pki.ca_cert,
+            "guest_tls_cert": self.pki.client_cert,
+            "guest_tls_key": self.pki.client_key,
+        }
+        gateway_table: dict[str, object] = {}
+        driver_table: dict[str, object] = {}
+        for index, key in enumerate(keys):
+            if placement == "gateway" or (placement == "split" and index % 2 == 0):
+                gateway_table[key] = paths[key]
+            else:
+                driver_table[key] = paths[key]
+        return gateway_table, driver_table
+
+    # The gateway process
+
+    def launch(self) -> GatewayProcess:
+        """Write the TOML and start the gateway, without waiting for it."""
+        assert self.settings is not None, "configure the gateway before launching it"
+        config_path = self.workdir / "gateway.toml"
+        self.config_text = write_gateway_config(self.settings, config_path)
+        argv = self.target.gateway_argv(*gateway_flags(self.settings, config_path))
+        env = {**os.environ, **self.podman.env}
+        env.pop("OPENSHELL_GATEWAY_CONFIG", None)
+        self.gateway = GatewayProcess(
+            argv,
+            env=env,
+            log_path=self.workdir / "gateway.log",
+            health_port=self.settings.health_port,
+        )
+        self.gateway.start()
+        return self.gateway
+
+    def start_gateway(self, timeout: float = 30.0) -> GatewayProcess:
+        """Launch the gateway, wait until healthy, and register it for the CLI."""
+        gateway = self.launch()
+        gateway.wait_healthy(timeout)
+        self.register()
+        return gateway
+
+    def expect_refusal(self, timeout: float = 30.0) -> Refusal:
+        """Launch a gateway that should refuse to start, and see how it ended."""
+        gateway = self.launch()
+        code = gateway.wait_exit(timeout)
+        assert self.settings is not None
+        if code is None:
+            gateway.stop()
+            return Refusal(-1, gateway.log(), still_listening=True)
+        return Refusal(code, gateway.log(), self.listening(self.settings.port))
+
+    @staticmethod
+    def listening(port: int, host: str = "127.0.0.1") -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.settimeout(0.5)
+            return probe.connect_ex((host, port)) == 0
+
+    def register(self) -> Registration:
+        assert self.settings is not None and self.pki is not None
+        scheme = "http" if self.settings.disable_tls else "https"
+        self.registration = register_gateway(
+            self.workdir / "xdg",
+            f"acceptance-{self.run_id[:8]}",
+            port=self.settings.port,
+            ca=self.pki.ca_cert,
+            cert=self.pki.client_cert,
+            key=self.pki.client_key,
+            scheme=scheme,
+        )
+        return self.registration
+
+    # Sandboxes, through the official SDK
+
+    def client(self) -> SandboxClient:
+        """The SDK client the CLI registration describes, as a user would get it."""
+        if self._client is None:
+            assert self.registration is not None, "register the gateway first"
+            with _environment(XDG_CONFIG_HOME=str(self.registration.config_home)):
+                self._client = SandboxClient.from_active_cluster(
+                    cluster=self.registration.name, timeout=15.0
+                )
+        return self._client
+
+    def start_sandbox(
+        self, *, environment: Mapping[str, str] | None = None
+    ) -> Sandbox:
+        name = f"acc-{uuid.uuid4().hex[:10]}"
+        spec = openshell_pb2.SandboxSpec(environment=dict(environment or {}))
+        ref = self.client().create(
+            workspace=WORKSPACE,
+            name=name,
+            labels={RUN_LABEL: self.run_id, OWNER_LABEL: owner_id()},
+            spec=spec,
+        )
+        sandbox = Sandbox(name=ref.name or name, id=ref.id)
+        self.sandboxes.append(sandbox)
+        return sandbox
+
+    def wait_ready(self, sandbox: Sandbox, timeout: float = 60.0) -> SandboxRef:
+        """The sandbox once ready; otherwise the cause the supervisor gave."""
+        ready = openshell_pb2.SANDBOX_PHASE_READY
+
+        def check() -> SandboxRef | None:
+            ref = self.client().get(sandbox.name, workspace=WORKSPACE)
+            if ref.status.phase == ready:
+                return ref
+            container = self.container(sandbox)
+            if container is not None and not container["State"]["Running"]:
+                if container["State"]["Status"] in ("exited", "stopped"):
+                    raise SandboxNotReady(self._exit_cause(container))
+            return None
+
+        ref = poll(check, timeout=timeout, ceiling=0.25)
+        if ref is None:
+            raise SandboxNotReady(
+                f"sandbox {sandbox.name} was not ready within {timeout:.0f}s; "
+                f"supervisor said: {self.supervisor_log(sandbox)[-1:] or '(nothing)'}"
+            )
+        return ref
+
+    def _exit_cause(self, container: dict) -> str:
+        logs = self.podman.container_logs(container["Id"])
+        lines = [line for line in logs.splitlines() if line.strip()]
+        return (
+            f"supervisor exited with code {container['State']['ExitCode']}: "
+            f"{lines[-1] if lines else '(no output)'}"
+        )
+
+    def container(self, sandbox: Sandbox) -> dict | None:
+        """The container's inspect document, or None while it does not exist."""
+        found = self.podman.containers_with_label(f"openshell.ai/sandbox-id={sandbox.id}")
+        return self.podman.inspect(found[0]) if found else None
+
+    def supervisor_log(self, sandbox: Sandbox) -> list[str]:
+        container = self.container(sandbox)
+        if container is None:
+            return []
+        return self.podman.container_logs(container["Id"]).splitlines()
+
+    def managed_containers(self) -> list[str]:
+        """Managed containers on this run's network."""
+        return self.podman.managed_containers(self.network_name)
+
+    def peer_subject(self, sandbox: Sandbox) -> str | None:
+        """The client certificate subject the gateway recorded for the session.
+
+        The reference gateway reports it as a ``SupervisorConnected`` condition.
+        """
+        ref = self.client().get(sandbox.name, workspace=WORKSPACE)
+        for condition in ref.status.conditions:
+            if condition.type == "SupervisorConnected" and condition.status == "True":
+                return condition.message.removeprefix("peer_subject=")
+        return None
+
+    # Evidence
+
+    def command_line(self) -> str:
+        return " ".join(self.gateway.argv) if self.gateway else "(not launched)"
+
+    def failure_evidence(self) -> list[Evidence]:
+        """The gateway log and every sandbox's supervisor log, for a failed scenario."""
+        items = []
+        if self.gateway is not None:
+            items.append(evidence.text("Gateway log", self.gateway.log()[-20000:]))
+        for sandbox in self.sandboxes:
+            log = "\n".join(self.supervisor_log(sandbox)[-200:])
+            items.append(evidence.text(f"Supervisor log of {sandbox.name}", log))
+        return items
+
+    # Teardown
+
+    def close(self) -> None:
+        """Delete sandboxes, stop the gateway, remove what is left of them."""
+        if self._client is not None and self.gateway and self.gateway.returncode is None:
+            for sandbox in self.sandboxes:
+                with contextlib.suppress(grpc.RpcError):
+                    self._client.delete(sandbox.name, workspace=WORKSPACE)
+        if self._client is not None:
+            self._client.close()
+        if self.gateway is not None:
+            self.gateway.stop()
+        for sandbox in self.sandboxes:
+            self.podman.remove_containers(label=f"openshell.ai/sandbox-id={sandbox.id}")
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

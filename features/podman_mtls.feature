@@ -16,52 +16,197 @@ Feature: Mutual TLS between the gateway and the supervisor in each Podman sandbo
   Background:
     Given a certificate authority that signed a gateway and a client certificate
 
-  @criterion.supervisor-connects
-  Scenario: A sandbox supervisor connects to the gateway over mutual TLS
-    Given a Podman gateway with mTLS
-    When a sandbox starts
-    Then the supervisor connects over https
-    And the SDK sees the sandbox ready over mTLS
+  Rule: A supervisor reaches the gateway over mutual TLS
 
-  @criterion.peer-identity
-  @only.with_target=reference
-  Scenario: The gateway knows the supervisor by its client certificate
-    Given a Podman gateway with mTLS
-    When a sandbox starts
-    Then the gateway recorded the supervisor's client certificate subject:
-      """
-      CN=openshell-client,OU=openshell-user
-      """
+    @criterion.supervisor-connects
+    Scenario: A sandbox supervisor connects to the gateway over mutual TLS
+      Given a Podman gateway with mTLS
+      When a sandbox starts
+      Then the supervisor connects over https
+      And the SDK sees the sandbox ready over mTLS
 
-  @criterion.container-spec
-  Scenario: The sandbox container carries the client TLS material read-only
-    Given a Podman gateway with mTLS
-    When a sandbox starts
-    Then the container has these read-only bind mounts:
-      | guest TLS file     | container path                    |
-      | CA certificate     | /etc/openshell/tls/client/ca.crt  |
-      | client certificate | /etc/openshell/tls/client/tls.crt |
-      | client key         | /etc/openshell/tls/client/tls.key |
-    And the container environment holds:
-      | variable           | value                                      |
-      | OPENSHELL_ENDPOINT | https://host.containers.internal:<gateway port> |
-      | OPENSHELL_TLS_CA   | /etc/openshell/tls/client/ca.crt           |
-      | OPENSHELL_TLS_CERT | /etc/openshell/tls/client/tls.crt          |
-      | OPENSHELL_TLS_KEY  | /etc/openshell/tls/client/tls.key          |
-    And the container metadata holds no private key material
+    @criterion.peer-identity
+    @only.with_target=reference
+    Scenario: The gateway knows the supervisor by its client certificate
+      Given a Podman gateway with mTLS
+      When a sandbox starts
+      Then the gateway recorded the supervisor's client certificate subject:
+        """
+        CN=openshell-client,OU=openshell-user
+        """
 
-  @criterion.partial-guest-tls
-  Scenario Outline: A partial guest TLS configuration is refused (only <set> in the driver table)
-    Given a gateway whose driver table sets only <set>
-    When the gateway starts
-    Then it refuses to start, naming the missing <missing>
-    And no sandbox container exists
+    @criterion.plaintext-contrast
+    Scenario: Without TLS the supervisor connects in plaintext, and nothing TLS is mounted
+      Given a Podman gateway without TLS
+      When a sandbox starts
+      Then the supervisor connects over plain http
+      And the container has no TLS mounts and no OPENSHELL_TLS_* variables
 
-    Examples:
-      | set                            | missing                        |
-      | guest_tls_ca                   | guest_tls_cert, guest_tls_key  |
-      | guest_tls_cert                 | guest_tls_ca, guest_tls_key    |
-      | guest_tls_key                  | guest_tls_ca, guest_tls_cert   |
-      | guest_tls_ca, guest_tls_cert   | guest_tls_key                  |
-      | guest_tls_ca, guest_tls_key    | guest_tls_cert                 |
-      | guest_tls_cert, guest_tls_key  | guest_tls_ca                   |
+  Rule: The certificates cover every name that is dialled, and keys stay private
+
+    @criterion.server-names
+    Scenario: The gateway certificate covers every name and address the supervisor or the CLI dials
+      When the gateway certificate is read
+      Then it names these DNS and IP subject alternative names:
+        | kind | name                     |
+        | DNS  | host.containers.internal |
+        | DNS  | host.openshell.internal  |
+        | DNS  | localhost                |
+        | IP   | 127.0.0.1                |
+        | IP   | ::1                      |
+      And it is for server authentication, issued by the certificate authority
+
+    @criterion.certificate-roles
+    Scenario: The client certificate authenticates clients, the CA is a CA, and keys are owner-only
+      When the client certificate and the certificate authority are read
+      Then the client certificate is for client authentication, issued by the certificate authority
+      And the certificate authority may sign certificates
+      And every private key file is readable by its owner only
+
+    @criterion.generate-certs
+    Scenario: The gateway's own generator writes the same layout, owner-only
+      When the gateway generates certificates into an empty directory
+      Then the directory holds the CA, the server pair and the client pair
+      And its directories and private keys are readable by their owner only
+      And generating again into the same directory keeps the files as they are
+
+  Rule: Guest TLS is on only when all three files are set, in either table, per key
+
+    @criterion.guest-tls-placement
+    Scenario Outline: Guest TLS set in <placement> gives a working mTLS gateway
+      Given a Podman gateway with mTLS whose guest TLS is set in <placement>
+      When a sandbox starts
+      Then the supervisor connects over https
+
+      Examples:
+        | placement                   |
+        | the gateway table           |
+        | the driver table            |
+        | both tables, split per key  |
+
+    @criterion.partial-guest-tls
+    Scenario Outline: A partial guest TLS configuration is refused (<set> in <placement>)
+      Given a gateway configuration that sets only <set> in <placement>
+      When the gateway starts
+      Then it refuses to start, naming the missing <missing>
+      And nothing listens on the gateway's ports
+      And no sandbox container exists
+
+      Examples: In the driver table
+        | set                           | placement         | missing                       |
+        | guest_tls_ca                  | the driver table  | guest_tls_cert, guest_tls_key |
+        | guest_tls_cert                | the driver table  | guest_tls_ca, guest_tls_key   |
+        | guest_tls_key                 | the driver table  | guest_tls_ca, guest_tls_cert  |
+        | guest_tls_ca, guest_tls_cert  | the driver table  | guest_tls_key                 |
+        | guest_tls_ca, guest_tls_key   | the driver table  | guest_tls_cert                |
+        | guest_tls_cert, guest_tls_key | the driver table  | guest_tls_ca                  |
+
+      Examples: In the gateway table, inherited by the driver
+        | set                           | placement         | missing                       |
+        | guest_tls_ca                  | the gateway table | guest_tls_cert, guest_tls_key |
+        | guest_tls_cert                | the gateway table | guest_tls_ca, guest_tls_key   |
+        | guest_tls_key                 | the gateway table | guest_tls_ca, guest_tls_cert  |
+        | guest_tls_ca, guest_tls_cert  | the gateway table | guest_tls_key                 |
+        | guest_tls_ca, guest_tls_key   | the gateway table | guest_tls_cert                |
+        | guest_tls_cert, guest_tls_key | the gateway table | guest_tls_ca                  |
+
+      Examples: Split across both tables
+        | set                           | placement         | missing                       |
+        | guest_tls_ca, guest_tls_cert  | both tables       | guest_tls_key                 |
+        | guest_tls_ca, guest_tls_key   | both tables       | guest_tls_cert                |
+        | guest_tls_cert, guest_tls_key | both tables       | guest_tls_ca                  |
+
+    @criterion.contradictory-flags
+    Scenario Outline: A contradictory command line is refused (<flags>)
+      Given a gateway started with <flags>
+      When the gateway starts
+      Then it refuses to start, naming <named>
+      And nothing listens on the gateway's ports
+
+      Examples:
+        | flags                                   | named                         |
+        | --disable-tls and --tls-client-ca       | --disable-tls, --tls-client-ca |
+        | --port equal to --health-port           | --health-port                 |
+
+  Rule: The sandbox container carries the client material, and only as the driver says
+
+    @criterion.container-spec
+    Scenario: The sandbox container carries the client TLS material read-only
+      Given a Podman gateway with mTLS
+      When a sandbox starts
+      Then the container has these read-only bind mounts:
+        | guest TLS file     | container path                    |
+        | CA certificate     | /etc/openshell/tls/client/ca.crt  |
+        | client certificate | /etc/openshell/tls/client/tls.crt |
+        | client key         | /etc/openshell/tls/client/tls.key |
+      And the container environment holds:
+        | variable           | value                                           |
+        | OPENSHELL_ENDPOINT | https://host.containers.internal:<gateway port> |
+        | OPENSHELL_TLS_CA   | /etc/openshell/tls/client/ca.crt                |
+        | OPENSHELL_TLS_CERT | /etc/openshell/tls/client/tls.crt               |
+        | OPENSHELL_TLS_KEY  | /etc/openshell/tls/client/tls.key               |
+      And the OPENSHELL_TLS_* variables hold paths, never certificate or key content
+      And the container metadata holds no private key material
+
+    @criterion.read-only-inside
+    Scenario: The mounted TLS files cannot be changed from inside the sandbox
+      Given a Podman gateway with mTLS
+      When a sandbox starts
+      Then writing to each mounted TLS file from inside the sandbox fails as read-only
+
+    @criterion.host-aliases
+    Scenario: Both host aliases lead the sandbox to the gateway's TLS listener
+      Given a Podman gateway with mTLS
+      When a sandbox starts
+      Then from inside the sandbox, each host alias answers mutual TLS on the gateway port:
+        | alias                    |
+        | host.containers.internal |
+        | host.openshell.internal  |
+
+    @criterion.driver-environment-wins
+    Scenario: A sandbox's own environment cannot redirect or weaken the supervisor
+      Given a Podman gateway with mTLS
+      When a sandbox starts with these environment variables of its own:
+        | variable                          | value                        |
+        | OPENSHELL_ENDPOINT                | http://attacker.invalid:1    |
+        | OPENSHELL_TLS_CA                  | /tmp/other-ca.crt            |
+        | OPENSHELL_TLS_CERT                | /tmp/other.crt               |
+        | OPENSHELL_TLS_KEY                 | /tmp/other.key               |
+        | OPENSHELL_SANDBOX_ID              | someone-else                 |
+        | OPENSHELL_GATEWAY_TLS_SERVER_NAME | attacker.invalid             |
+        | AGENT_SETTING                     | kept                         |
+      Then the driver's values win for OPENSHELL_ENDPOINT, OPENSHELL_TLS_CA, OPENSHELL_TLS_CERT, OPENSHELL_TLS_KEY and OPENSHELL_SANDBOX_ID
+      And the container has no OPENSHELL_GATEWAY_TLS_SERVER_NAME variable
+      And the container environment holds:
+        | variable      | value |
+        | AGENT_SETTING | kept  |
+      And the supervisor connects over https
+
+  Rule: A supervisor that cannot verify its gateway never becomes ready, and says why
+
+    @criterion.supervisor-verifies-gateway
+    Scenario Outline: A gateway whose certificate <flaw> is not trusted by the supervisor
+      Given a Podman gateway with mTLS whose server certificate <flaw>
+      When a sandbox starts
+      Then the sandbox does not become ready, and the reported cause is <cause>
+
+      Examples:
+        | flaw                         | cause                                    |
+        | lacks the host alias         | a certificate name mismatch              |
+        | was signed by another CA     | an unknown certificate issuer            |
+
+    @criterion.loopback-only
+    @only.with_target=reference
+    Scenario: A gateway that listens only on loopback is reported as refusing the sandbox
+      Given a Podman gateway with mTLS that listens on loopback only
+      When a sandbox starts
+      Then the sandbox does not become ready, and the reported cause is a refused connection to the host alias and port
+
+  Rule: The driver uses the Podman socket it was given
+
+    @criterion.explicit-socket
+    Scenario: An explicitly configured Podman socket is the one the driver uses
+      Given a Podman gateway with mTLS whose Podman socket is set explicitly
+      When a sandbox starts
+      Then the sandbox was created through the configured socket
+      And the supervisor connects over https

@@ -24,7 +24,9 @@ def settings(**overrides) -> GatewaySettings:
         network_name="openshell-acceptance-x",
         socket_path=Path("/tmp/podman.sock"),
         default_image="localhost/sandbox:abc",
-        server_tls=ServerTls(Path("/p/server.crt"), Path("/p/server.key"), Path("/p/ca")),
+        server_tls=ServerTls(
+            Path("/p/server.crt"), Path("/p/server.key"), Path("/p/ca")
+        ),
         driver_table={"guest_tls_ca": Path("/p/ca"), "guest_tls_cert": Path("/p/c")},
         gateway_table={"guest_tls_key": Path("/p/k")},
     )

@@ -3,8 +3,8 @@
 It knows nothing about behave; the steps and hooks are thin callers of it.
 """
 
-from . import evidence, matchers
-from .container import GUEST_TLS_PATHS, ContainerView, Mount
+from . import evidence, files, inside, matchers, pki
+from .container import CLIENT_TLS_DIR, GUEST_TLS_PATHS, ContainerView, Mount
 from .deployment import Deployment, Refusal, Sandbox
 from .errors import (
     AcceptanceError,
@@ -21,6 +21,7 @@ from .gateway import DRIVER_FIELD_NAMES, GUEST_TLS_KEYS
 from .run import SuiteRun
 
 __all__ = [
+    "CLIENT_TLS_DIR",
     "DRIVER_FIELD_NAMES",
     "GUEST_TLS_KEYS",
     "GUEST_TLS_PATHS",
@@ -40,5 +41,8 @@ __all__ = [
     "SandboxNotReady",
     "SuiteRun",
     "evidence",
+    "files",
+    "inside",
     "matchers",
+    "pki",
 ]

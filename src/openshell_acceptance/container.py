@@ -54,7 +54,9 @@ class ContainerView:
 
     @property
     def environment(self) -> dict[str, str]:
-        pairs = (item.partition("=") for item in self.inspect["Config"].get("Env") or [])
+        pairs = (
+            item.partition("=") for item in self.inspect["Config"].get("Env") or []
+        )
         return {name: value for name, _, value in pairs}
 
     @property
@@ -64,6 +66,14 @@ class ContainerView:
     @property
     def extra_hosts(self) -> list[str]:
         return list(self.inspect.get("HostConfig", {}).get("ExtraHosts") or [])
+
+    def host_address(self, name: str) -> str | None:
+        """The address ``/etc/hosts`` of the container gives ``name``, if any."""
+        for entry in self.extra_hosts:
+            host, _, address = entry.partition(":")
+            if host == name:
+                return address
+        return None
 
     def openshell_environment(self) -> dict[str, str]:
         return {k: v for k, v in self.environment.items() if k.startswith("OPENSHELL_")}
@@ -91,4 +101,4 @@ def _key_body_chunks(path: Path, size: int = 24) -> list[str]:
         raw = base64.b64decode(body)
     except binascii.Error:
         raw = b""
-    return pieces + ([raw.hex()[:2 * size]] if raw else [])
+    return pieces + ([raw.hex()[: 2 * size]] if raw else [])

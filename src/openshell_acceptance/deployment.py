@@ -10,14 +10,16 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import grpc
 from openshell import SandboxClient, SandboxRef
 from openshell._proto import openshell_pb2
 
-from . import evidence
+from . import evidence, probes
 from . import pki as pki_module
-from ._wait import poll
+from ._wait import Deadline, poll
+from .container import GUEST_TLS_PATHS, ContainerView
 from .errors import GatewayExited, SandboxNotReady
 from .evidence import Evidence
 from .gateway import (
@@ -31,10 +33,14 @@ from .gateway import (
     write_gateway_config,
 )
 from .podman import OWNER_LABEL, RUN_LABEL, PodmanService, owner_id
+from .socket_recorder import SocketRecorder
 from .targets import Target
 
 WORKSPACE = "default"
 HOST_ALIASES = ("host.openshell.internal", "host.containers.internal")
+# What the suite adds to the gateway's default SANs: both host aliases, as the
+# upstream harness does, and IPv6 loopback for a CLI that dials ::1.
+HARNESS_SERVER_SANS = (*HOST_ALIASES, "::1")
 
 # Where the guest TLS keys go in the TOML: one table, the other, or split.
 PLACEMENTS = ("driver", "gateway", "split")
@@ -54,7 +60,7 @@ class Refusal:
 
     returncode: int
     output: str
-    still_listening: bool
+    listening: tuple[int, ...]
 
 
 def free_port() -> int:
@@ -87,7 +93,11 @@ class Deployment:
         self.gateway: GatewayProcess | None = None
         self.registration: Registration | None = None
         self.sandboxes: list[Sandbox] = []
+        self.gateway_env: dict[str, str] = {}
         self._client: SandboxClient | None = None
+        self._server_pair: tuple[Path, Path] | None = None
+        self._server_issuer: Path | None = None
+        self._recorder: SocketRecorder | None = None
 
     # PKI
 
@@ -95,15 +105,16 @@ class Deployment:
         """The CA, server and client certificates, from the target's chosen source."""
         root = self.workdir / "pki"
         if self.target.pki_source == "gateway":
-            self._generate_certs_with_gateway(root)
+            self.generate_certs(root)
             self.pki = pki_module.Pki.at(root)
         else:
             self.pki = pki_module.create_pki(root)
         return self.pki
 
-    def _generate_certs_with_gateway(self, root: Path) -> None:
+    def generate_certs(self, root: Path) -> pki_module.Pki:
+        """Run the gateway's own ``generate-certs`` the way the harness does."""
         argv = self.target.gateway_argv("generate-certs", "--output-dir", str(root))
-        for name in HOST_ALIASES:
+        for name in HARNESS_SERVER_SANS:
             argv += ["--server-san", name]
         result = subprocess.run(
             argv, capture_output=True, text=True, timeout=60, check=False
@@ -116,6 +127,48 @@ class Deployment:
                 returncode=result.returncode,
                 output=result.stdout + result.stderr,
             )
+        return pki_module.Pki.at(root)
+
+    def use_flawed_server_certificate(self, flaw: str) -> Path:
+        """Serve a certificate the supervisor must not accept; its path.
+
+        ``flaw`` is ``missing-alias`` (no host alias among its names) or
+        ``foreign-ca`` (signed by a CA the sandboxes do not trust). The CLI is
+        registered with whichever CA signed it, so only the sandboxes object.
+        """
+        assert self.pki is not None, "create the PKI first"
+        directory = self.workdir / f"server-{flaw}"
+        if flaw == "missing-alias":
+            sans = [s for s in pki_module.SUITE_SERVER_SANS if s not in HOST_ALIASES]
+            issuer: pki_module.Pki | pki_module.CertificateAuthority = self.pki
+        elif flaw == "foreign-ca":
+            sans = list(pki_module.SUITE_SERVER_SANS)
+            issuer = pki_module.create_foreign_ca(self.workdir / "foreign-ca")
+            self._server_issuer = issuer.cert
+        else:
+            raise ValueError(f"unknown server certificate flaw {flaw!r}")
+        self._server_pair = pki_module.issue_server_certificate(
+            issuer, directory, sans=sans
+        )
+        return self._server_pair[0]
+
+    def record_podman_socket(self) -> SocketRecorder:
+        """Put a recording socket in front of Podman for the gateway to use.
+
+        The gateway's CONTAINER_HOST then names a socket that does not exist, so
+        a driver that ignored the configured socket would find no Podman.
+        """
+        self._recorder = SocketRecorder(
+            self.workdir / "recorded-podman.sock", self.podman.socket_path
+        ).start()
+        self.gateway_env["CONTAINER_HOST"] = (
+            f"unix://{self.workdir / 'no-such-podman.sock'}"
+        )
+        return self._recorder
+
+    def recorded_podman_requests(self) -> list[str]:
+        """The Podman API requests that came through the recording socket."""
+        return self._recorder.requests() if self._recorder else []
 
     # Configuration
 
@@ -127,6 +180,8 @@ class Deployment:
         server_tls: bool = True,
         client_auth: bool = True,
         extra_flags: Sequence[str] = (),
+        socket_path: Path | None = None,
+        health_port_equals_port: bool = False,
     ) -> GatewaySettings:
         """Settings for a gateway on fresh ports; ``guest_tls`` picks the keys set."""
         assert self.pki is not None, "create the PKI before configuring the gateway"
@@ -134,15 +189,17 @@ class Deployment:
         tls = None
         if server_tls:
             client_ca = self.pki.ca_cert if client_auth else None
-            tls = ServerTls(self.pki.server_cert, self.pki.server_key, client_ca)
+            cert, key = self._server_pair or (self.pki.server_cert, self.pki.server_key)
+            tls = ServerTls(cert, key, client_ca)
         if self.target.supervisor_image:
             gateway_table["supervisor_image"] = self.target.supervisor_image
 
+        port = free_port()
         self.settings = GatewaySettings(
-            port=free_port(),
-            health_port=free_port(),
+            port=port,
+            health_port=port if health_port_equals_port else free_port(),
             network_name=self.network_name,
-            socket_path=self.podman.socket_path,
+            socket_path=socket_path or self.podman.socket_path,
             default_image=self.target.sandbox_image,
             server_tls=tls,
             gateway_table=gateway_table,
@@ -177,7 +234,7 @@ class Deployment:
         config_path = self.workdir / "gateway.toml"
         self.config_text = write_gateway_config(self.settings, config_path)
         argv = self.target.gateway_argv(*gateway_flags(self.settings, config_path))
-        env = {**os.environ, **self.podman.env}
+        env = {**os.environ, **self.podman.env, **self.gateway_env}
         env.pop("OPENSHELL_GATEWAY_CONFIG", None)
         self.gateway = GatewayProcess(
             argv,
@@ -200,10 +257,12 @@ class Deployment:
         gateway = self.launch()
         code = gateway.wait_exit(timeout)
         assert self.settings is not None
+        ports = sorted({self.settings.port, self.settings.health_port})
+        listening = tuple(port for port in ports if self.listening(port))
         if code is None:
             gateway.stop()
-            return Refusal(-1, gateway.log(), still_listening=True)
-        return Refusal(code, gateway.log(), self.listening(self.settings.port))
+            return Refusal(-1, gateway.log(), listening)
+        return Refusal(code, gateway.log(), listening)
 
     @staticmethod
     def listening(port: int, host: str = "127.0.0.1") -> bool:
@@ -218,7 +277,7 @@ class Deployment:
             self.workdir / "xdg",
             f"acceptance-{self.run_id[:8]}",
             port=self.settings.port,
-            ca=self.pki.ca_cert,
+            ca=self._server_issuer or self.pki.ca_cert,
             cert=self.pki.client_cert,
             key=self.pki.client_key,
             scheme=scheme,
@@ -237,9 +296,7 @@ class Deployment:
                 )
         return self._client
 
-    def start_sandbox(
-        self, *, environment: Mapping[str, str] | None = None
-    ) -> Sandbox:
+    def start_sandbox(self, *, environment: Mapping[str, str] | None = None) -> Sandbox:
         name = f"acc-{uuid.uuid4().hex[:10]}"
         spec = openshell_pb2.SandboxSpec(environment=dict(environment or {}))
         ref = self.client().create(
@@ -252,39 +309,84 @@ class Deployment:
         self.sandboxes.append(sandbox)
         return sandbox
 
-    def wait_ready(self, sandbox: Sandbox, timeout: float = 60.0) -> SandboxRef:
-        """The sandbox once ready; otherwise the cause the supervisor gave."""
+    def wait_ready(
+        self, sandbox: Sandbox, timeout: float = 60.0, diagnose_after: float = 3.0
+    ) -> SandboxRef:
+        """The sandbox once ready; otherwise SandboxNotReady with a one-line cause.
+
+        Past ``diagnose_after`` seconds the suite dials the gateway the way the
+        sandbox does; a definite fault there (a refused connection, a failed
+        certificate check) ends the wait at once instead of at the deadline.
+        """
         ready = openshell_pb2.SANDBOX_PHASE_READY
+        deadline = Deadline(timeout)
 
         def check() -> SandboxRef | None:
             ref = self.client().get(sandbox.name, workspace=WORKSPACE)
             if ref.status.phase == ready:
                 return ref
             container = self.container(sandbox)
-            if container is not None and not container["State"]["Running"]:
-                if container["State"]["Status"] in ("exited", "stopped"):
-                    raise SandboxNotReady(self._exit_cause(container))
+            exited = container is not None and not container["State"]["Running"]
+            waited = timeout - deadline.remaining
+            if exited and container["State"]["Status"] in ("exited", "stopped"):
+                raise SandboxNotReady(self._failure_cause(sandbox, container))
+            if container is not None and waited >= diagnose_after:
+                cause = self.diagnose(container)
+                if cause is not None:
+                    raise SandboxNotReady(cause)
             return None
 
         ref = poll(check, timeout=timeout, ceiling=0.25)
         if ref is None:
+            last = self.supervisor_log(sandbox)[-1:] or ["(nothing)"]
             raise SandboxNotReady(
                 f"sandbox {sandbox.name} was not ready within {timeout:.0f}s; "
-                f"supervisor said: {self.supervisor_log(sandbox)[-1:] or '(nothing)'}"
+                f"supervisor said: {last[0]}"
             )
         return ref
 
-    def _exit_cause(self, container: dict) -> str:
-        logs = self.podman.container_logs(container["Id"])
-        lines = [line for line in logs.splitlines() if line.strip()]
+    def diagnose(self, inspect: dict) -> str | None:
+        """Dial the sandbox's endpoint from the host as the sandbox would.
+
+        The one-line cause of a definite fault, or None when the gateway answers.
+        """
+        view = ContainerView(inspect)
+        endpoint = urlsplit(view.environment.get("OPENSHELL_ENDPOINT", ""))
+        host, port = endpoint.hostname or "", endpoint.port or 0
+        address = view.host_address(host) or host
+        if endpoint.scheme == "https":
+            mounts = view.mounts
+            answer = probes.tls_exchange(
+                address,
+                port,
+                ca=Path(mounts[GUEST_TLS_PATHS["guest_tls_ca"]].source),
+                cert=Path(mounts[GUEST_TLS_PATHS["guest_tls_cert"]].source),
+                key=Path(mounts[GUEST_TLS_PATHS["guest_tls_key"]].source),
+                server_name=host,
+            )
+        else:
+            answer = probes.plaintext_exchange(address, port)
+        if answer.accepted:
+            return None
+        if answer.error and "refused" in answer.error.lower():
+            return f"connection refused by {host}:{port} ({address})"
+        return f"TLS handshake with {host}:{port} ({address}) failed: {answer.error}"
+
+    def _failure_cause(self, sandbox: Sandbox, inspect: dict) -> str:
+        cause = self.diagnose(inspect)
+        if cause is not None:
+            return cause
+        lines = [line for line in self.supervisor_log(sandbox) if line.strip()]
         return (
-            f"supervisor exited with code {container['State']['ExitCode']}: "
+            f"supervisor exited with code {inspect['State']['ExitCode']}: "
             f"{lines[-1] if lines else '(no output)'}"
         )
 
     def container(self, sandbox: Sandbox) -> dict | None:
         """The container's inspect document, or None while it does not exist."""
-        found = self.podman.containers_with_label(f"openshell.ai/sandbox-id={sandbox.id}")
+        found = self.podman.containers_with_label(
+            f"openshell.ai/sandbox-id={sandbox.id}"
+        )
         return self.podman.inspect(found[0]) if found else None
 
     def supervisor_log(self, sandbox: Sandbox) -> list[str]:
@@ -327,7 +429,11 @@ class Deployment:
 
     def close(self) -> None:
         """Delete sandboxes, stop the gateway, remove what is left of them."""
-        if self._client is not None and self.gateway and self.gateway.returncode is None:
+        if (
+            self._client is not None
+            and self.gateway
+            and self.gateway.returncode is None
+        ):
             for sandbox in self.sandboxes:
                 with contextlib.suppress(grpc.RpcError):
                     self._client.delete(sandbox.name, workspace=WORKSPACE)
@@ -335,6 +441,8 @@ class Deployment:
             self._client.close()
         if self.gateway is not None:
             self.gateway.stop()
+        if self._recorder is not None:
+            self._recorder.stop()
         for sandbox in self.sandboxes:
             self.podman.remove_containers(label=f"openshell.ai/sandbox-id={sandbox.id}")
 

@@ -260,6 +260,7 @@ def register_gateway(
 
 def wait_port_closed(host: str, port: int, timeout: float = 5.0) -> bool:
     """True once nothing accepts TCP connections on ``host:port``."""
+
     def closed() -> bool | None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.settimeout(0.5)

@@ -40,7 +40,9 @@ def nonzero_exit() -> BaseMatcher[int]:
 class _NamesDriverField(BaseMatcher[str]):
     def __init__(self, key: str) -> None:
         self.key = key
-        self.flag, self.variable = (p.strip() for p in DRIVER_FIELD_NAMES[key].split("/"))
+        self.flag, self.variable = (
+            p.strip() for p in DRIVER_FIELD_NAMES[key].split("/")
+        )
 
     def _matches(self, item: str) -> bool:
         return self.flag in item or self.variable in item
@@ -158,3 +160,27 @@ def has_read_only_bind(
     destination: str, source: Path, *, selinux: bool
 ) -> BaseMatcher[Mapping[str, Mount]]:
     return _HasReadOnlyBind(destination, source, selinux=selinux)
+
+
+class _AllOwnerOnly(BaseMatcher[Mapping[str, str]]):
+    def _loose(self, modes: Mapping[str, str]) -> dict[str, str]:
+        return {path: mode for path, mode in modes.items() if int(mode, 8) & 0o077}
+
+    def _matches(self, item: Mapping[str, str]) -> bool:
+        return bool(item) and not self._loose(item)
+
+    def describe_to(self, description: Description) -> None:
+        description.append_text("files that neither group nor others may access")
+
+    def describe_mismatch(
+        self, item: Mapping[str, str], description: Description
+    ) -> None:
+        loose = self._loose(item) if item else {"(no files)": "-"}
+        description.append_text(
+            ", ".join(f"{path} is {mode}" for path, mode in loose.items())
+        )
+
+
+def all_owner_only() -> BaseMatcher[Mapping[str, str]]:
+    """Every mode in a ``files.file_modes`` mapping is owner-only."""
+    return _AllOwnerOnly()

@@ -191,7 +191,10 @@ def _serve(config: GatewayConfig) -> int:
         health_address=config.health_address,
         health_port=config.health_port,
         bridge_address=(
-            network.gateway_ip if config.sandbox_listener == "bridge" else None
+            network.gateway_ip
+            if config.sandbox_listener == "bridge"
+            and network.gateway_ip != config.bind_address
+            else None
         ),
     )
     try:

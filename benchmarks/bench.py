@@ -1,0 +1,757 @@
+"""How fast the suite brings up mTLS sandboxes, against what Podman alone needs.
+
+One run prints, on this machine:
+
+- the floor: ``podman run`` of the sandbox image until its first output line,
+  through the suite's own Podman service and containers.conf;
+- the time to ready of one sandbox: from the CreateSandbox request to the
+  supervisor's accepted mTLS session, as the gateway recorded it (the
+  ``SupervisorConnected`` condition) and as the suite's polling saw it;
+- full mTLS handshakes per second against the gateway on 127.0.0.1;
+- the time to ready of 1, 2, 4, 8 and 16 sandboxes started at once;
+- the wall time of the whole feature (behave in a subprocess, reports to a
+  temporary directory) and of a cold build of the sandbox image under a
+  temporary tag, so the cached image stays as it is.
+
+The targets are printed as figures with PASS or MISS; nothing here fails a
+build. Everything the run creates is removed on exit, Ctrl-C included.
+
+Usage: ``python benchmarks/bench.py [--skip-cold] [--runs N] [--json PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import re
+import selectors
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent import futures
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from openshell_acceptance import Deployment, Sandbox, SuiteRun
+from openshell_acceptance._wait import poll
+from openshell_acceptance.deployment import WORKSPACE
+from openshell_acceptance.image import Recipe, build_sandbox_image
+from openshell_acceptance.podman import OWNER_LABEL, RUN_LABEL, owner_id
+from openshell_acceptance.probes import EMPTY_SETTINGS_FRAME, HTTP2_PREFACE
+
+REPO = Path(__file__).resolve().parents[1]
+FEATURE = REPO / "features" / "podman_mtls.feature"
+LEVELS = (1, 2, 4, 8, 16)
+SUPERVISOR_CONDITION = "SupervisorConnected"
+COLD_NAME = "localhost/openshell-acceptance-bench-cold"
+COLD_LABEL = "openshell.acceptance.bench-cold"
+
+READY_RATIO_TARGET = 1.5
+FEATURE_SECONDS_TARGET = 60.0
+SCALE_RATIO_TARGET = 4.0
+
+FLOOR_TIMEOUT = 60.0
+READY_TIMEOUT = 120.0
+FEATURE_TIMEOUT = 900.0
+BARRIER_TIMEOUT = 60.0
+DRAIN_TIMEOUT = 120.0
+
+
+# Figures
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Minimum, median and maximum of a set of seconds."""
+
+    values: tuple[float, ...]
+
+    @classmethod
+    def of(cls, values: Sequence[float | None]) -> Stats:
+        return cls(tuple(v for v in values if v is not None))
+
+    @property
+    def min(self) -> float:
+        return min(self.values) if self.values else float("nan")
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else float("nan")
+
+    @property
+    def max(self) -> float:
+        return max(self.values) if self.values else float("nan")
+
+    def line(self) -> str:
+        if not self.values:
+            return "n/a"
+        return (
+            f"min {self.min:.3f}s  median {self.median:.3f}s  max {self.max:.3f}s"
+            f"  (n={len(self.values)})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "min": self.min,
+            "median": self.median,
+            "max": self.max,
+            "n": len(self.values),
+            "values": list(self.values),
+        }
+
+
+@dataclass(frozen=True)
+class ReadySample:
+    """One sandbox, in seconds from its CreateSandbox request."""
+
+    create_returned: float
+    gateway: float | None
+    polled: float
+    container_started: float | None
+
+
+@dataclass
+class Report:
+    """What one bench run measured, for printing and for ``--json``."""
+
+    facts: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+    targets: list[dict[str, Any]] = field(default_factory=list)
+
+    def target(
+        self, name: str, measured: float, limit: float, shown: str, *, strict: bool
+    ) -> None:
+        within = measured < limit if strict else measured <= limit
+        verdict = "PASS" if within else "MISS"
+        self.targets.append(
+            {"target": name, "measured": measured, "limit": limit, "verdict": verdict}
+        )
+        say(f"  {verdict}  {name}: {shown}")
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def note(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# Machine facts
+
+
+def machine_facts(run: SuiteRun) -> dict[str, Any]:
+    assert run.podman is not None
+    env = {**os.environ, **run.podman.env}
+    remote = _output(
+        ["podman", "info", "--format", "{{.Host.ServiceIsRemote}}"], env=env
+    )
+    version = run.podman.client().version()
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "podman_client": _output(["podman", "--version"]).removeprefix(
+            "podman version "
+        ),
+        "podman_service": str(version.get("Version", "?")),
+        "podman_cli_remote": remote == "true",
+        "podman_adaptations": list(run.podman.adaptations),
+        "load_average_start": list(os.getloadavg()),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _output(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    result = subprocess.run(
+        list(argv),
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return result.stdout.strip()
+
+
+# The floor: podman run until the first line
+
+
+def time_to_first_line(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float = FLOOR_TIMEOUT
+) -> tuple[float, str]:
+    """Seconds from starting ``argv`` to its first line on stdout, and the line."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        list(argv),
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        elapsed, line = _read_line(process, started, timeout)
+        _, err = process.communicate(timeout=timeout)
+    except BaseException:
+        _end(process)
+        raise
+    if process.returncode != 0 or not line:
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        raise RuntimeError(
+            f"{argv[0]} exited with code {process.returncode}: {last[0]}"
+        )
+    return elapsed, line
+
+
+def _read_line(
+    process: subprocess.Popen[bytes], started: float, timeout: float
+) -> tuple[float, str]:
+    assert process.stdout is not None
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while b"\n" not in buffer:
+            remaining = started + timeout - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no output line within {timeout:.0f}s")
+            if not selector.select(remaining):
+                continue
+            chunk = os.read(process.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            buffer += chunk
+    elapsed = time.monotonic() - started
+    return elapsed, buffer.split(b"\n", 1)[0].decode(errors="replace")
+
+
+def _end(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace)
+
+
+def measure_floor(
+    run: SuiteRun, command: Sequence[str], runs: int
+) -> tuple[Stats, float]:
+    """``runs`` timed ``podman run``s after one untimed warm-up; and the warm-up."""
+    assert run.podman is not None and run.target is not None
+    env = {**os.environ, **run.podman.env}
+    argv = ["podman", "run", "--rm", "--network", run.network_name]
+    argv += ["--label", f"{RUN_LABEL}={run.id}"]
+    argv += ["--label", f"{OWNER_LABEL}={owner_id()}"]
+    argv += [run.target.sandbox_image, *command]
+    warmup, _ = time_to_first_line(argv, env)
+    return Stats.of([time_to_first_line(argv, env)[0] for _ in range(runs)]), warmup
+
+
+# Time to ready
+
+
+def _condition_time(ref: Any) -> float | None:
+    for condition in ref.status.conditions:
+        if condition.type == SUPERVISOR_CONDITION and condition.status == "True":
+            if condition.transition_time_ms:
+                return condition.transition_time_ms / 1000.0
+    return None
+
+
+_PODMAN_TIME = re.compile(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?$")
+
+
+def podman_timestamp(text: str) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time with up to nanoseconds."""
+    match = _PODMAN_TIME.match(text or "")
+    if match is None:
+        return None
+    base, fraction, zone = match.groups()
+    micro = (fraction or ".0")[1:7].ljust(6, "0")
+    zone = "+00:00" if zone in (None, "Z") else zone
+    try:
+        return dt.datetime.fromisoformat(f"{base}.{micro}{zone}").timestamp()
+    except ValueError:
+        return None
+
+
+def start_and_wait(
+    deployment: Deployment, *, inspect: bool = True
+) -> tuple[Sandbox, ReadySample]:
+    """Create one sandbox and wait for it the way the suite's steps do."""
+    wall = time.time()
+    started = time.monotonic()
+    sandbox = deployment.start_sandbox()
+    created = time.monotonic() - started
+    ref = deployment.wait_ready(sandbox, timeout=READY_TIMEOUT)
+    polled = time.monotonic() - started
+    connected = _condition_time(ref)
+    return sandbox, ReadySample(
+        create_returned=created,
+        gateway=None if connected is None else connected - wall,
+        polled=polled,
+        container_started=(
+            _started_offset(deployment, sandbox, wall) if inspect else None
+        ),
+    )
+
+
+def _started_offset(
+    deployment: Deployment, sandbox: Sandbox, wall: float
+) -> float | None:
+    container = deployment.container(sandbox)
+    if container is None:
+        return None
+    moment = podman_timestamp(container.get("State", {}).get("StartedAt", ""))
+    return None if moment is None else moment - wall
+
+
+def delete_sandboxes(deployment: Deployment, sandboxes: Sequence[Sandbox]) -> None:
+    """Delete through the gateway, then wait until no container is left."""
+    client = deployment.client()
+
+    def delete(sandbox: Sandbox) -> None:
+        client.delete(sandbox.name, workspace=WORKSPACE, allow_missing=True)
+
+    with futures.ThreadPoolExecutor(max_workers=max(1, len(sandboxes))) as pool:
+        list(pool.map(delete, sandboxes))
+    gone = poll(
+        lambda: True if not deployment.managed_containers() else None,
+        timeout=DRAIN_TIMEOUT,
+    )
+    if gone is None:
+        raise RuntimeError(f"sandbox containers still exist after {DRAIN_TIMEOUT}s")
+
+
+def measure_ready(deployment: Deployment, runs: int) -> list[ReadySample]:
+    """``runs`` sandboxes one after another, each deleted before the next."""
+    samples = []
+    warm, _ = start_and_wait(deployment)
+    delete_sandboxes(deployment, [warm])
+    for _ in range(runs):
+        sandbox, sample = start_and_wait(deployment)
+        samples.append(sample)
+        delete_sandboxes(deployment, [sandbox])
+    return samples
+
+
+def measure_level(deployment: Deployment, count: int) -> list[ReadySample]:
+    """``count`` sandboxes requested at the same moment, from as many threads."""
+    barrier = threading.Barrier(count)
+
+    def one() -> tuple[Sandbox, ReadySample]:
+        barrier.wait(BARRIER_TIMEOUT)
+        return start_and_wait(deployment, inspect=False)
+
+    pool = futures.ThreadPoolExecutor(max_workers=count, thread_name_prefix="level")
+    try:
+        jobs = [pool.submit(one) for _ in range(count)]
+        results = [job.result(timeout=READY_TIMEOUT + BARRIER_TIMEOUT) for job in jobs]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    delete_sandboxes(deployment, [sandbox for sandbox, _ in results])
+    return [sample for _, sample in results]
+
+
+# Handshakes
+
+
+@dataclass(frozen=True)
+class Handshakes:
+    count: int
+    seconds: float
+    latency: Stats
+    client_cpu: float
+    gateway_cpu: float | None
+    version: str
+    resumed: int
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.seconds if self.seconds else float("nan")
+
+
+def measure_handshakes(
+    deployment: Deployment, *, max_count: int, max_seconds: float
+) -> Handshakes:
+    """Full mTLS handshakes, each on a fresh connection, until either bound."""
+    assert deployment.settings is not None and deployment.pki is not None
+    assert deployment.gateway is not None
+    pki = deployment.pki
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    context.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+    context.set_alpn_protocols(["h2"])
+    address = ("127.0.0.1", deployment.settings.port)
+    latencies: list[float] = []
+    resumed = 0
+    version = "?"
+    gateway_before = _process_cpu(deployment.gateway.pid)
+    cpu_before = time.process_time()
+    started = time.monotonic()
+    while len(latencies) < max_count and time.monotonic() - started < max_seconds:
+        begun = time.perf_counter()
+        with socket.create_connection(address, timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(HTTP2_PREFACE + EMPTY_SETTINGS_FRAME)
+                frame = tls.recv(9)
+                version = tls.version() or "?"
+                resumed += int(tls.session_reused)
+        if len(frame) < 9 or frame[3] != 0x04:
+            raise RuntimeError("the gateway closed a handshake without SETTINGS")
+        latencies.append(time.perf_counter() - begun)
+    seconds = time.monotonic() - started
+    client_cpu = time.process_time() - cpu_before
+    gateway_after = _process_cpu(deployment.gateway.pid)
+    gateway_cpu = (
+        gateway_after - gateway_before
+        if gateway_after is not None and gateway_before is not None
+        else None
+    )
+    return Handshakes(
+        count=len(latencies),
+        seconds=seconds,
+        latency=Stats.of(latencies),
+        client_cpu=client_cpu,
+        gateway_cpu=gateway_cpu,
+        version=version,
+        resumed=resumed,
+    )
+
+
+def _process_cpu(pid: int | None) -> float | None:
+    """User plus system CPU seconds of a process, from /proc."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+# The whole feature, and a cold image build
+
+
+def behave_config(workdir: Path) -> Path:
+    """A copy of the project's behave settings that writes reports into ``workdir``."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    settings = dict(project.get("tool", {}).get("behave", {}))
+    formats = list(settings.get("format", ["pretty"]))
+    settings["paths"] = [str(FEATURE.parent)]
+    settings["outfiles"] = [str(workdir / f"{i}-{name}.out") for i, name in
+                            enumerate(formats)]
+    settings["junit_directory"] = str(workdir / "junit")
+    path = workdir / "pyproject.toml"
+    path.write_text(tomli_w.dumps({"tool": {"behave": settings}}))
+    return path
+
+
+def measure_feature(run: SuiteRun, runs: int) -> list[dict[str, Any]]:
+    """Wall time of ``behave FEATURE`` in a subprocess, with its verdict."""
+    assert run.podman is not None
+    behave = Path(sys.executable).with_name("behave")
+    results = []
+    for _ in range(runs):
+        workdir = Path(tempfile.mkdtemp(prefix="openshell-bench-behave-"))
+        try:
+            behave_config(workdir)
+            log = workdir / "behave.log"
+            with log.open("wb") as sink:
+                started = time.monotonic()
+                process = subprocess.Popen(
+                    [str(behave), str(FEATURE)],
+                    cwd=workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                try:
+                    code = process.wait(timeout=FEATURE_TIMEOUT)
+                except BaseException:
+                    _interrupt(process)
+                    raise
+                seconds = time.monotonic() - started
+            output = log.read_text(errors="replace")
+            results.append(
+                {"seconds": seconds, "exit_code": code, "summary": _summary(output)}
+            )
+        finally:
+            run.podman.remove_leftovers(current_run=run.id)
+            shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def _interrupt(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT first, so that behave runs its own cleanup; then harder."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        _end(process)
+
+
+def _summary(output: str) -> str:
+    lines = [line for line in output.splitlines() if " scenario" in line]
+    return lines[-1].strip() if lines else "(no summary)"
+
+
+def measure_cold_build(run: SuiteRun) -> tuple[float, str]:
+    """Build the image from scratch under a temporary tag and label, then drop it."""
+    assert run.podman is not None
+    recipe = dataclasses.replace(Recipe.load(), name=COLD_NAME, label=COLD_LABEL)
+    images = run.podman.client().images
+    _remove_image(run, recipe.tag)
+    started = time.monotonic()
+    try:
+        build_sandbox_image(run.podman, recipe)
+        seconds = time.monotonic() - started
+        size = images.get(recipe.tag).attrs.get("Size", 0)
+    finally:
+        _remove_image(run, recipe.tag)
+    return seconds, f"{size / 1e6:.0f} MB"
+
+
+def _remove_image(run: SuiteRun, tag: str) -> None:
+    assert run.podman is not None
+    images = run.podman.client().images
+    if images.exists(tag):
+        images.remove(tag, force=True)
+
+
+# The run
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Let cleanup finish: a second Ctrl-C while it runs is ignored."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def print_ready(title: str, samples: Sequence[ReadySample]) -> dict[str, Stats]:
+    stats = {
+        "gateway": Stats.of([s.gateway for s in samples]),
+        "polled": Stats.of([s.polled for s in samples]),
+        "create_returned": Stats.of([s.create_returned for s in samples]),
+        "container_started": Stats.of([s.container_started for s in samples]),
+    }
+    say(title)
+    say(f"  at the gateway (SupervisorConnected)  {stats['gateway'].line()}")
+    say(f"  seen by the suite's polling           {stats['polled'].line()}")
+    say(f"  CreateSandbox answered                {stats['create_returned'].line()}")
+    say(f"  container StartedAt                   {stats['container_started'].line()}")
+    return stats
+
+
+def bench(args: argparse.Namespace, report: Report) -> None:
+    userdata = dict(item.split("=", 1) for item in args.define)
+    run = SuiteRun(userdata, log=note)
+    deployment: Deployment | None = None
+    try:
+        run.start()
+        report.facts = machine_facts(run)
+        facts = report.facts
+        say(f"machine: {facts['cores']} cores ({facts['cpu']}), kernel "
+            f"{facts['kernel']}, Podman {facts['podman_service']}, "
+            f"Python {facts['python']}, {facts['date']}")
+        say(f"podman service: {', '.join(facts['podman_adaptations']) or 'as is'}; "
+            f"CLI remote through it: {facts['podman_cli_remote']}")
+        say(f"load average at start: {_load(facts['load_average_start'])}")
+        say()
+
+        floor, warmup = measure_floor(run, ["/usr/bin/python3", "-c", "print(1)"],
+                                      args.runs)
+        echo, _ = measure_floor(run, ["echo", "1"], args.runs)
+        say("floor: podman run IMAGE /usr/bin/python3 -c 'print(1)' to first line")
+        say(f"  {floor.line()}  (untimed warm-up {warmup:.3f}s)")
+        say(f"  same with echo: {echo.line()}")
+        report.figures["floor"] = floor.to_dict()
+        report.figures["floor_echo"] = echo.to_dict()
+
+        deployment = run.deployment()
+        deployment.create_pki()
+        deployment.configure()
+        deployment.start_gateway()
+        deployment.client()
+
+        single = print_ready(
+            "time to ready, one sandbox at a time (CreateSandbox to mTLS session)",
+            measure_ready(deployment, args.runs),
+        )
+        report.figures["ready"] = {k: v.to_dict() for k, v in single.items()}
+        for key in ("gateway", "polled"):
+            say(f"  ratio to the floor ({key}): "
+                f"{single[key].median / floor.median:.2f}")
+        say()
+
+        shakes = measure_handshakes(
+            deployment, max_count=args.handshakes, max_seconds=args.handshake_seconds
+        )
+        gateway_ms = (
+            f"{1000 * shakes.gateway_cpu / shakes.count:.2f} ms"
+            if shakes.gateway_cpu is not None and shakes.count
+            else "n/a"
+        )
+        say(f"mTLS handshakes at the gateway (127.0.0.1, {shakes.version}, one client)")
+        say(f"  {shakes.per_second:.0f}/s: {shakes.count} in {shakes.seconds:.2f}s; "
+            f"latency {shakes.latency.line()}")
+        say(f"  CPU per handshake: client {1000 * shakes.client_cpu / shakes.count:.2f}"
+            f" ms, gateway {gateway_ms}; resumed sessions {shakes.resumed}")
+        report.figures["handshakes"] = {
+            "per_second": shakes.per_second,
+            "count": shakes.count,
+            "seconds": shakes.seconds,
+            "latency": shakes.latency.to_dict(),
+            "client_cpu_seconds": shakes.client_cpu,
+            "gateway_cpu_seconds": shakes.gateway_cpu,
+            "version": shakes.version,
+        }
+        say()
+
+        say("sandboxes started at once: time to ready (gateway | polled)")
+        levels: dict[int, dict[str, Stats]] = {}
+        for count in LEVELS:
+            samples = measure_level(deployment, count)
+            gateway = Stats.of([s.gateway for s in samples])
+            polled = Stats.of([s.polled for s in samples])
+            levels[count] = {"gateway": gateway, "polled": polled}
+            say(f"  {count:>2}: median {gateway.median:.3f}s max {gateway.max:.3f}s"
+                f"  |  median {polled.median:.3f}s max {polled.max:.3f}s")
+        report.figures["levels"] = {
+            str(n): {k: v.to_dict() for k, v in s.items()} for n, s in levels.items()
+        }
+        say()
+        with uninterrupted():
+            deployment.close()
+            deployment = None
+
+        features = measure_feature(run, args.feature_runs)
+        for result in features:
+            say(f"whole feature, warm image: {result['seconds']:.1f}s, exit code "
+                f"{result['exit_code']}, {result['summary']}")
+        report.figures["feature"] = features
+
+        if args.skip_cold:
+            say("cold image build: skipped (--skip-cold)")
+        else:
+            seconds, size = measure_cold_build(run)
+            say(f"cold image build (temporary tag, cached image kept): "
+                f"{seconds:.1f}s, {size}")
+            report.figures["cold_build_seconds"] = seconds
+        report.facts["load_average_end"] = list(os.getloadavg())
+        say(f"load average at end: {_load(report.facts['load_average_end'])}")
+        say()
+
+        say("targets")
+        ratio = single["gateway"].median / floor.median
+        report.target(
+            "time to ready <= 1.5 x floor",
+            ratio,
+            READY_RATIO_TARGET,
+            f"{single['gateway'].median:.3f}s / {floor.median:.3f}s = {ratio:.2f} x"
+            f" (polled: {single['polled'].median / floor.median:.2f} x)",
+            strict=False,
+        )
+        slowest = max(result["seconds"] for result in features)
+        report.target(
+            "whole feature < 60 s warm",
+            slowest,
+            FEATURE_SECONDS_TARGET,
+            f"{slowest:.1f}s",
+            strict=True,
+        )
+        top = levels[LEVELS[-1]]["gateway"].median
+        scale = top / single["gateway"].median
+        polled_scale = levels[LEVELS[-1]]["polled"].median / single["polled"].median
+        report.target(
+            "16 at once: median <= 4 x single median",
+            scale,
+            SCALE_RATIO_TARGET,
+            f"{top:.3f}s / {single['gateway'].median:.3f}s = {scale:.2f} x"
+            f" (polled: {polled_scale:.2f} x)",
+            strict=False,
+        )
+    finally:
+        with uninterrupted():
+            if deployment is not None:
+                deployment.close()
+            run.close()
+
+
+def _load(values: Sequence[float]) -> str:
+    return " ".join(f"{value:.2f}" for value in values)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=9, help="timed runs per figure")
+    parser.add_argument("--skip-cold", action="store_true",
+                        help="leave out the cold image build (about a minute)")
+    parser.add_argument("--feature-runs", type=int, default=1,
+                        help="how many times to run the whole feature")
+    parser.add_argument("--handshakes", type=int, default=2000,
+                        help="at most this many handshakes")
+    parser.add_argument("--handshake-seconds", type=float, default=5.0,
+                        help="for at most this long")
+    parser.add_argument("-D", "--define", action="append", default=[],
+                        metavar="NAME=VALUE", help="as behave's -D, for the target")
+    parser.add_argument("--json", type=Path, metavar="PATH",
+                        help="also write the figures as JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = Report()
+    try:
+        bench(args, report)
+    except KeyboardInterrupt:
+        note("interrupted; everything the bench created is removed")
+        return 130
+    finally:
+        if args.json is not None:
+            args.json.write_text(json.dumps(dataclasses.asdict(report), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,29 +2,62 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 from openshell_acceptance.errors import ParameterError
 from openshell_acceptance.targets import select_target
 
 
+def fake_binary(tmp_path, help_text: str, name: str = "openshell-gateway"):
+    binary = tmp_path / name
+    body = textwrap.dedent(
+        f"""\
+        #!/bin/sh
+        cat <<'HELP'
+        {help_text}
+        HELP
+        """
+    )
+    binary.write_text(body)
+    binary.chmod(0o755)
+    return binary
+
+
+GATEWAY_HELP = "Usage: openshell-gateway [--tls-client-ca PATH] [--health-port N]"
+
+
 def test_reference_is_the_default_and_uses_the_suite_pki():
-    target = select_target({}, sandbox_image="img:1")
+    target = select_target({})
 
     assert target.name == "reference"
     assert target.pki_source == "suite"
     assert target.command[0].endswith("openshell-reference-gateway")
-    assert target.sandbox_image == "img:1"
+    assert target.sandbox_image is None
+    assert target.with_sandbox_image("img:1").sandbox_image == "img:1"
+
+
+def test_a_chosen_sandbox_image_is_kept():
+    target = select_target({"sandbox_image": "mine:2"})
+
+    assert target.with_sandbox_image("suite:1").sandbox_image == "mine:2"
+    assert target.images == ("mine:2",)
 
 
 def test_unknown_target_is_refused():
     with pytest.raises(ParameterError, match="target=docker is unknown"):
-        select_target({"target": "docker"}, sandbox_image="img:1")
+        select_target({"target": "docker"})
+
+
+def test_unknown_pki_source_is_refused():
+    with pytest.raises(ParameterError, match="pki=openssl is unknown"):
+        select_target({"pki": "openssl"})
 
 
 def test_openshell_target_needs_a_gateway_binary():
     with pytest.raises(ParameterError, match="needs -D gateway_bin=PATH"):
-        select_target({"target": "openshell"}, sandbox_image="img:1")
+        select_target({"target": "openshell"})
 
 
 def test_openshell_target_refuses_a_file_that_is_not_executable(tmp_path):
@@ -32,21 +65,41 @@ def test_openshell_target_refuses_a_file_that_is_not_executable(tmp_path):
     binary.write_text("not a program")
 
     with pytest.raises(ParameterError, match="is not an executable file"):
-        select_target(
-            {"target": "openshell", "gateway_bin": str(binary)}, sandbox_image="i"
-        )
+        select_target({"target": "openshell", "gateway_bin": str(binary)})
+
+
+def test_openshell_target_refuses_an_executable_that_is_not_a_gateway(tmp_path):
+    binary = fake_binary(tmp_path, "usage: true [ignored command line arguments]")
+
+    with pytest.raises(ParameterError, match="does not look like openshell-gateway"):
+        select_target({"target": "openshell", "gateway_bin": str(binary)})
+
+
+def test_openshell_target_refuses_a_binary_that_hangs(tmp_path, monkeypatch):
+    binary = tmp_path / "openshell-gateway"
+    binary.write_text("#!/bin/sh\nexec sleep 30\n")
+    binary.chmod(0o755)
+    monkeypatch.setattr("openshell_acceptance.targets.HELP_TIMEOUT", 0.5)
+
+    with pytest.raises(ParameterError, match="did not answer --help"):
+        select_target({"target": "openshell", "gateway_bin": str(binary)})
+
+
+def test_openshell_target_needs_a_supervisor_image(tmp_path):
+    binary = fake_binary(tmp_path, GATEWAY_HELP)
+
+    with pytest.raises(ParameterError, match="needs -D supervisor_image=IMAGE"):
+        select_target({"target": "openshell", "gateway_bin": str(binary)})
 
 
 def test_openshell_target_defaults_to_the_gateway_pki(tmp_path):
-    binary = tmp_path / "openshell-gateway"
-    binary.write_text("#!/bin/sh\n")
-    binary.chmod(0o755)
+    binary = fake_binary(tmp_path, GATEWAY_HELP)
 
     target = select_target(
-        {"target": "openshell", "gateway_bin": str(binary), "supervisor_image": "s:1"},
-        sandbox_image="img:1",
+        {"target": "openshell", "gateway_bin": str(binary), "supervisor_image": "s:1"}
     )
 
     assert target.pki_source == "gateway"
     assert target.supervisor_image == "s:1"
     assert target.command == (str(binary),)
+    assert target.with_sandbox_image("img:1").images == ("img:1", "s:1")

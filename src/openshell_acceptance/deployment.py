@@ -63,6 +63,14 @@ class Refusal:
     listening: tuple[int, ...]
 
 
+def generate_certs_argv(target: Target, root: Path) -> list[str]:
+    """The gateway's ``generate-certs`` call, with the harness's extra names."""
+    argv = target.gateway_argv("generate-certs", "--output-dir", str(root))
+    for name in HARNESS_SERVER_SANS:
+        argv += ["--server-san", name]
+    return argv
+
+
 def free_port() -> int:
     """A TCP port that nothing on loopback is using right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -113,9 +121,7 @@ class Deployment:
 
     def generate_certs(self, root: Path) -> pki_module.Pki:
         """Run the gateway's own ``generate-certs`` the way the harness does."""
-        argv = self.target.gateway_argv("generate-certs", "--output-dir", str(root))
-        for name in HARNESS_SERVER_SANS:
-            argv += ["--server-san", name]
+        argv = generate_certs_argv(self.target, root)
         result = subprocess.run(
             argv, capture_output=True, text=True, timeout=60, check=False
         )

@@ -41,13 +41,16 @@ class SuiteRun:
 
     def start(self) -> SuiteRun:
         """Bring up Podman, the image and the network; raise PreflightError if not."""
+        target = select_target(self.userdata)
         self.podman = PodmanService(self.root / "podman", log=self.log).start()
         self.podman.remove_leftovers(current_run=self.id)
-        image = self.userdata.get("sandbox_image") or ensure_sandbox_image(
-            self.podman, log=self.log
-        )
-        self.target = select_target(self.userdata, sandbox_image=image)
-        self.podman.ensure_image_present(self.target.sandbox_image)
+        if target.sandbox_image is None:
+            target = target.with_sandbox_image(
+                ensure_sandbox_image(self.podman, log=self.log)
+            )
+        for image in target.images:
+            self.podman.ensure_image_present(image)
+        self.target = target
         self.podman.create_network(
             self.network_name,
             labels={MANAGED_LABEL: "true", RUN_LABEL: self.id, OWNER_LABEL: owner_id()},

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import ParameterError
 
 TARGETS = ("reference", "openshell")
 PKI_SOURCES = ("suite", "gateway")
+
+# Flags every openshell-gateway build lists in its --help; a binary that lists
+# none of them is not a gateway, whatever its name.
+GATEWAY_FLAGS = ("--tls-client-ca", "--health-port", "--disable-tls")
+HELP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -21,12 +27,21 @@ class Target:
 
     name: str
     command: tuple[str, ...]
-    sandbox_image: str
+    sandbox_image: str | None
     supervisor_image: str | None
     pki_source: str
 
     def gateway_argv(self, *flags: str) -> list[str]:
         return [*self.command, *flags]
+
+    def with_sandbox_image(self, image: str) -> Target:
+        """This target, its sandboxes running ``image`` unless one was chosen."""
+        return self if self.sandbox_image else replace(self, sandbox_image=image)
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        """The images that must be present locally before any scenario."""
+        return tuple(i for i in (self.sandbox_image, self.supervisor_image) if i)
 
 
 def reference_gateway_command() -> tuple[str, ...]:
@@ -43,8 +58,12 @@ def reference_gateway_command() -> tuple[str, ...]:
     return (found,)
 
 
-def select_target(userdata: Mapping[str, str], *, sandbox_image: str) -> Target:
-    """The target that ``-D target=...`` and its companion parameters name."""
+def select_target(userdata: Mapping[str, str]) -> Target:
+    """The target that ``-D target=...`` and its companion parameters name.
+
+    Every parameter is checked here, before Podman or any scenario starts.
+    The sandbox image stays None when the suite's own image is to be used.
+    """
     name = userdata.get("target", "reference")
     if name not in TARGETS:
         raise ParameterError(
@@ -60,7 +79,7 @@ def select_target(userdata: Mapping[str, str], *, sandbox_image: str) -> Target:
         return Target(
             name="reference",
             command=reference_gateway_command(),
-            sandbox_image=userdata.get("sandbox_image", sandbox_image),
+            sandbox_image=userdata.get("sandbox_image") or None,
             supervisor_image=None,
             pki_source=pki_source,
         )
@@ -77,10 +96,46 @@ def select_target(userdata: Mapping[str, str], *, sandbox_image: str) -> Target:
             f"-D gateway_bin={gateway_bin} is not an executable file; "
             "point it at the openshell-gateway binary that `cargo build` wrote"
         )
+    check_is_gateway(path)
+    supervisor_image = userdata.get("supervisor_image")
+    if not supervisor_image:
+        raise ParameterError(
+            "-D target=openshell needs -D supervisor_image=IMAGE, a local image "
+            "holding openshell-sandbox (the suite never pulls one from a registry)"
+        )
     return Target(
         name="openshell",
         command=(str(path.resolve()),),
-        sandbox_image=userdata.get("sandbox_image", sandbox_image),
-        supervisor_image=userdata.get("supervisor_image"),
+        sandbox_image=userdata.get("sandbox_image") or None,
+        supervisor_image=supervisor_image,
         pki_source=pki_source,
     )
+
+
+def check_is_gateway(path: Path) -> None:
+    """Refuse a binary whose ``--help`` is not that of an OpenShell gateway."""
+    try:
+        result = subprocess.run(
+            [str(path), "--help"],
+            capture_output=True,
+            text=True,
+            timeout=HELP_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ParameterError(
+            f"-D gateway_bin={path} did not answer --help within "
+            f"{HELP_TIMEOUT:.0f}s; is it an openshell-gateway binary?"
+        ) from None
+    except OSError as exc:
+        raise ParameterError(
+            f"-D gateway_bin={path} cannot be run: {exc.strerror or exc}"
+        ) from None
+    listed = result.stdout + result.stderr
+    if not any(flag in listed for flag in GATEWAY_FLAGS):
+        raise ParameterError(
+            f"-D gateway_bin={path} does not look like openshell-gateway: its "
+            f"--help lists none of {', '.join(GATEWAY_FLAGS)}; point it at "
+            "target/debug/openshell-gateway or target/release/openshell-gateway"
+        )

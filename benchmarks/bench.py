@@ -366,22 +366,68 @@ def measure_ready(deployment: Deployment, runs: int) -> list[ReadySample]:
     return samples
 
 
-def measure_level(deployment: Deployment, count: int) -> list[ReadySample]:
+@dataclass(frozen=True)
+class Level:
+    """Sandboxes started at once, and the CPU seconds they cost per sandbox."""
+
+    count: int
+    samples: tuple[ReadySample, ...]
+    cpu: dict[str, float]
+    wall: float
+
+
+def measure_level(deployment: Deployment, count: int, podman_pid: int | None) -> Level:
     """``count`` sandboxes requested at the same moment, from as many threads."""
+    assert deployment.gateway is not None
     barrier = threading.Barrier(count)
 
     def one() -> tuple[Sandbox, ReadySample]:
         barrier.wait(BARRIER_TIMEOUT)
         return start_and_wait(deployment, inspect=False)
 
+    before = cpu_snapshot(deployment.gateway.pid, podman_pid)
+    started = time.monotonic()
     pool = futures.ThreadPoolExecutor(max_workers=count, thread_name_prefix="level")
     try:
         jobs = [pool.submit(one) for _ in range(count)]
         results = [job.result(timeout=READY_TIMEOUT + BARRIER_TIMEOUT) for job in jobs]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    delete_sandboxes(deployment, [sandbox for sandbox, _ in results])
-    return [sample for _, sample in results]
+    wall = time.monotonic() - started
+    after = cpu_snapshot(deployment.gateway.pid, podman_pid)
+    sandboxes = [sandbox for sandbox, _ in results]
+    cpu = {key: (after[key] - before[key]) / count for key in before}
+    cpu["supervisor"] = sum(supervisor_cpu(deployment, s) for s in sandboxes) / count
+    cpu["rest"] = cpu["system"] - sum(
+        cpu[key] for key in ("gateway", "podman", "bench", "supervisor")
+    )
+    delete_sandboxes(deployment, sandboxes)
+    return Level(count, tuple(sample for _, sample in results), cpu, wall)
+
+
+def cpu_snapshot(gateway_pid: int | None, podman_pid: int | None) -> dict[str, float]:
+    """Busy CPU seconds so far: the whole machine, the gateway, Podman, this bench."""
+    return {
+        "system": _system_busy(),
+        "gateway": _process_cpu(gateway_pid) or 0.0,
+        "podman": _process_cpu(podman_pid) or 0.0,
+        "bench": time.process_time(),
+    }
+
+
+def supervisor_cpu(deployment: Deployment, sandbox: Sandbox) -> float:
+    """CPU seconds the sandbox's supervisor process has used, from its host PID."""
+    container = deployment.container(sandbox)
+    pid = (container or {}).get("State", {}).get("Pid")
+    used = _process_cpu(pid) if pid else None
+    return used if used is not None else 0.0
+
+
+def _system_busy() -> float:
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(value) for value in fields[:8]]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 # Handshakes
@@ -647,17 +693,29 @@ def bench(args: argparse.Namespace, report: Report) -> None:
         }
         say()
 
-        say("sandboxes started at once: time to ready (gateway | polled)")
-        levels: dict[int, dict[str, Stats]] = {}
+        say("sandboxes started at once: time to ready (gateway | polled), and")
+        say("CPU seconds per sandbox: supervisor, gateway, podman service, bench,")
+        say("the rest of the machine (runc, conmon, netavark, kernel, other users)")
+        levels: dict[int, Level] = {}
         for count in LEVELS:
-            samples = measure_level(deployment, count)
-            gateway = Stats.of([s.gateway for s in samples])
-            polled = Stats.of([s.polled for s in samples])
-            levels[count] = {"gateway": gateway, "polled": polled}
+            level = measure_level(deployment, count, run.podman.pid)
+            levels[count] = level
+            gateway = Stats.of([s.gateway for s in level.samples])
+            polled = Stats.of([s.polled for s in level.samples])
+            cpu = level.cpu
             say(f"  {count:>2}: median {gateway.median:.3f}s max {gateway.max:.3f}s"
                 f"  |  median {polled.median:.3f}s max {polled.max:.3f}s")
+            say(f"      cpu/sandbox {cpu['system']:.3f}s: supervisor "
+                f"{cpu['supervisor']:.3f} gateway {cpu['gateway']:.3f} podman "
+                f"{cpu['podman']:.3f} bench {cpu['bench']:.3f} rest {cpu['rest']:.3f}")
         report.figures["levels"] = {
-            str(n): {k: v.to_dict() for k, v in s.items()} for n, s in levels.items()
+            str(n): {
+                "gateway": Stats.of([s.gateway for s in lv.samples]).to_dict(),
+                "polled": Stats.of([s.polled for s in lv.samples]).to_dict(),
+                "cpu_per_sandbox": lv.cpu,
+                "wall": lv.wall,
+            }
+            for n, lv in levels.items()
         }
         say()
         with uninterrupted():
@@ -699,9 +757,12 @@ def bench(args: argparse.Namespace, report: Report) -> None:
             f"{slowest:.1f}s",
             strict=True,
         )
-        top = levels[LEVELS[-1]]["gateway"].median
+        last = levels[LEVELS[-1]].samples
+        top = Stats.of([s.gateway for s in last]).median
         scale = top / single["gateway"].median
-        polled_scale = levels[LEVELS[-1]]["polled"].median / single["polled"].median
+        polled_scale = Stats.of([s.polled for s in last]).median / single[
+            "polled"
+        ].median
         report.target(
             "16 at once: median <= 4 x single median",
             scale,

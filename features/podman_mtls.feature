@@ -210,3 +210,150 @@ Feature: Mutual TLS between the gateway and the supervisor in each Podman sandbo
       When a sandbox starts
       Then the sandbox was created through the configured socket
       And the supervisor connects over https
+
+  Rule: On the wire, sandbox traffic is TLS from its first byte
+    The traffic between a sandbox and the gateway port is recorded on the
+    sandbox network while the sandbox starts, and read back connection by
+    connection: a supervisor that sent anything before its TLS handshake, or
+    a gateway that answered in clear, shows up there.
+
+    @criterion.wire-tls
+    Scenario: Every connection from a sandbox to the gateway is TLS from its first byte
+      Given a Podman gateway with mTLS
+      When a sandbox starts while its traffic to the gateway is captured
+      Then every connection opens with a TLS ClientHello naming host.containers.internal
+      And the gateway answers every ClientHello with a ServerHello
+      And every connection negotiates TLS 1.2 or newer
+      And neither the HTTP/2 preface nor a gRPC method path crosses the wire in clear
+
+    @criterion.wire-plaintext-contrast
+    Scenario: Without TLS the same capture shows the HTTP/2 preface in clear
+      Given a Podman gateway without TLS
+      When a sandbox starts while its traffic to the gateway is captured
+      Then the HTTP/2 preface crosses the wire in clear
+      And the gRPC method path crosses the wire in clear
+
+  Rule: The gateway's listener answers health in plaintext and everything else only over mutual TLS
+    The health port is for probes and carries nothing secret. The gRPC port
+    serves only callers that present a client certificate the gateway's CA
+    signed and that is valid now; everyone else is refused during the TLS
+    handshake, before a single request is served.
+
+    @criterion.health-plaintext
+    Scenario: Liveness and readiness answer in plaintext on the health port
+      Given a Podman gateway with mTLS
+      When liveness and readiness are probed in plaintext on the health port
+      Then the health port answers:
+        | probe     | status |
+        | liveness  | 200    |
+        | readiness | 200    |
+
+    @criterion.no-plaintext
+    Scenario: The gRPC port gives plaintext clients no answer
+      Given a Podman gateway with mTLS
+      When plaintext HTTP and plaintext gRPC clients call the gRPC port
+      Then the gRPC port accepts their connections
+      And the plaintext HTTP request gets no HTTP response
+      And the plaintext gRPC call fails with status UNAVAILABLE
+
+    @criterion.cli-registration
+    Scenario: The official SDK reaches the gateway over mutual TLS through the CLI registration
+      Given a Podman gateway with mTLS
+      When the official SDK connects to the active gateway of the CLI registration
+      Then the registration describes the gateway:
+        | field            | value                            |
+        | name             | <gateway name>                   |
+        | gateway_endpoint | https://127.0.0.1:<gateway port> |
+        | is_remote        | false                            |
+        | gateway_port     | <gateway port>                   |
+      And the registration holds the suite's CA certificate, client certificate and client key
+      And the registration is the active gateway
+      And the gateway answers the SDK's health check as healthy
+
+    @criterion.untrusted-callers
+    Scenario Outline: A caller the gateway does not trust is refused at the handshake (<caller>)
+      Given a Podman gateway with mTLS
+      When <caller> and the suite's own client each open a TLS session with the gateway
+      Then the gateway ends the untrusted caller's session at the handshake, serving nothing
+      And the gateway serves the suite's own client
+
+      Examples:
+        | caller                                             |
+        | a caller without a client certificate              |
+        | a caller whose certificate another CA signed       |
+        | a caller whose client certificate has expired      |
+        | a caller whose client certificate is not yet valid |
+
+    @criterion.untrusted-callers
+    @not.with_target=reference
+    Scenario Outline: The gateway tells an untrusted caller why, in a TLS alert (<caller>)
+      Given a Podman gateway with mTLS
+      When <caller> and the suite's own client each open a TLS session with the gateway
+      Then the gateway refuses the untrusted caller with a TLS alert
+      And the gateway serves the suite's own client
+
+      Examples:
+        | caller                                             |
+        | a caller without a client certificate              |
+        | a caller whose certificate another CA signed       |
+        | a caller whose client certificate has expired      |
+        | a caller whose client certificate is not yet valid |
+
+    @criterion.tls-session
+    Scenario: A trusted client gets a verified, current TLS session that carries gRPC over HTTP/2
+      Given a Podman gateway with mTLS
+      When the suite's own client calls the gateway's health method as HTTP/2 over TLS
+      Then the gateway's certificate chains to the suite's certificate authority
+      And the session uses TLS 1.2 or newer
+      And the health method answers healthy
+
+  Rule: The gateway refuses bad input in one clear line
+
+    @criterion.bad-input
+    @only.with_target=reference
+    Scenario Outline: A gateway whose <input> is <flaw> refuses to start, and says why in one line
+      Given a gateway whose <input> is <flaw>
+      When the gateway starts
+      Then it exits with code 2 and one line that names <what> and says <why>
+      And it left nothing behind: no port of its own answers and no sandbox container exists
+
+      Examples:
+        | input                 | flaw                                | what                                   | why                                |
+        | configuration file    | not valid TOML                      | the configuration file                 | it is not valid TOML               |
+        | driver table          | given a key no gateway knows        | the key and the configuration file     | the key is unknown                 |
+        | configuration version | newer than the gateway knows        | the version and the configuration file | the version is newer than it knows |
+        | certificate path      | a path where no file exists         | the certificate path                   | it does not exist                  |
+        | key path              | a directory, not a file             | the key path                           | it cannot be read                  |
+        | key                   | the client's key, not the gateway's | the key and the certificate            | they do not match                  |
+        | certificate           | DER, not PEM                        | the certificate file                   | it is not PEM                      |
+        | client CA             | a leaf certificate, not a CA        | the client CA file                     | it is not a CA                     |
+        | certificate           | an empty file                       | the certificate file                   | it is empty                        |
+        | gRPC port             | taken by another listener           | the port                               | it is already in use               |
+
+  Rule: It holds under load and through restarts
+
+    @criterion.many-sandboxes
+    @only.with_target=reference
+    Scenario: Eight sandboxes started at once all reach the gateway over mutual TLS, each in a session of its own
+      Given a Podman gateway with mTLS
+      When 8 sandboxes start at once
+      Then every one of them becomes ready over mTLS within 60 seconds
+      And each supervisor holds a session of its own, under the client certificate
+
+    @criterion.gateway-restart
+    @only.with_target=reference
+    Scenario: Supervisors reconnect over mutual TLS when the gateway restarts on the same ports
+      Given a Podman gateway with mTLS
+      And 3 sandboxes whose supervisors are connected
+      When the gateway is stopped with SIGTERM and started again on the same ports with the same configuration
+      Then every supervisor reconnects over mTLS within 30 seconds
+      And the gateway accepted a new session from each
+
+    @criterion.supervisor-backoff
+    @only.with_target=reference
+    Scenario: A supervisor whose gateway is gone retries with growing intervals, then gives up at its bound
+      Given a Podman gateway with mTLS
+      And a sandbox whose supervisor is connected and gives up reconnecting after 8 seconds
+      When the gateway stops for good
+      Then the supervisor logs each retry, at intervals that grow
+      And it stops retrying at its bound and exits, naming the cause in its last line

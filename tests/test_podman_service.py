@@ -214,7 +214,8 @@ def test_a_service_that_exits_reports_its_last_line(tmp_path: Path) -> None:
         service.start()
     assert str(raised.value) == (
         "podman system service exited with code 125: "
-        "Error: cannot open storage: boom"
+        "Error: cannot open storage: boom; `podman info` shows what Podman "
+        "lacks on this host"
     )
     assert not service.started_by_us
 

@@ -71,11 +71,20 @@ def generate_certs_argv(target: Target, root: Path) -> list[str]:
     return argv
 
 
-def free_port() -> int:
-    """A TCP port that nothing on loopback is using right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports that nothing on loopback is using right now.
+
+    All are held open together while they are chosen, so none repeats.
+    """
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            probe = held.enter_context(
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            )
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+        return ports
 
 
 class Deployment:
@@ -200,10 +209,10 @@ class Deployment:
         if self.target.supervisor_image:
             gateway_table["supervisor_image"] = self.target.supervisor_image
 
-        port = free_port()
+        port, health_port = free_ports(2)
         self.settings = GatewaySettings(
             port=port,
-            health_port=port if health_port_equals_port else free_port(),
+            health_port=port if health_port_equals_port else health_port,
             network_name=self.network_name,
             socket_path=socket_path or self.podman.socket_path,
             default_image=self.target.sandbox_image,

@@ -172,8 +172,17 @@ class GatewayProcess:
             )
 
     def wait_exit(self, timeout: float = 30.0) -> int | None:
-        """The exit code once the process ends, or None if it is still running."""
-        return poll(lambda: self.returncode, timeout=timeout)
+        """The exit code once the process ends, or None if it is still running.
+
+        Waiting on the child itself returns the moment it exits, where a
+        polling loop would add up to one interval to every refusal.
+        """
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """End the process by its id: SIGTERM, then SIGKILL after ``timeout``."""

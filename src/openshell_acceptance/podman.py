@@ -423,7 +423,8 @@ class PodmanService:
             if popen.poll() is not None:
                 raise ServiceStartError(
                     f"podman system service exited with code {popen.returncode}: "
-                    f"{self._last_output()}"
+                    f"{self._last_output()}; `podman info` shows what Podman "
+                    "lacks on this host"
                 )
             return True if _answers(self.socket_path, timeout=1.0) else None
 
@@ -431,7 +432,9 @@ class PodmanService:
             if poll(ready, timeout=self._start_timeout, first=0.02) is None:
                 raise ServiceStartError(
                     f"podman system service did not answer on {socket_path} within "
-                    f"{self._start_timeout:.0f}s: {self._last_output()}"
+                    f"{self._start_timeout:.0f}s: {self._last_output()}; if "
+                    "`podman ps` hangs too, a stuck podman process holds Podman's "
+                    "locks: find it with `pgrep -a podman`"
                 )
         except BaseException:
             self.stop()
@@ -565,6 +568,32 @@ class PodmanService:
             attrs = self.client().networks.get(name).attrs
         subnets = attrs.get("subnets") or []
         return subnets[0].get("gateway") if subnets else None
+
+    def network_interface(self, name: str) -> str | None:
+        """The host's bridge interface for a network, as Podman names it.
+
+        The name is known before the bridge exists: Podman creates the
+        interface when the first container attaches to the network.
+        """
+        with self._api(f"inspect network {name}"):
+            attrs = self.client().networks.get(name).attrs
+        return attrs.get("network_interface") or None
+
+    def network_subnets(self, name: str) -> list[str]:
+        """Every subnet of a network, in CIDR notation."""
+        with self._api(f"inspect network {name}"):
+            attrs = self.client().networks.get(name).attrs
+        return [s["subnet"] for s in attrs.get("subnets") or [] if s.get("subnet")]
+
+    def rootless(self) -> bool:
+        """Whether this Podman runs rootless, with its networks out of sight.
+
+        Rootless Podman keeps its bridges in a network namespace of its own,
+        not in the host's.
+        """
+        with self._api("read podman info"):
+            info = self.client().info()
+        return bool(info.get("host", {}).get("security", {}).get("rootless"))
 
     def image_exists(self, reference: str) -> bool:
         with self._api(f"look up image {reference}"):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from . import leftovers
 from .deployment import Deployment
 from .image import ensure_sandbox_image
 from .podman import (
@@ -33,7 +33,8 @@ class SuiteRun:
         self.userdata = dict(userdata)
         self.log = log
         self.id = uuid.uuid4().hex
-        self.root = Path(tempfile.mkdtemp(prefix="openshell-acceptance-"))
+        self.root = Path(tempfile.mkdtemp(prefix=leftovers.ROOT_PREFIX))
+        leftovers.claim_root(self.root, self.id)
         self.network_name = f"{NETWORK_PREFIX}{self.id[:12]}"
         self.podman: PodmanService | None = None
         self.target: Target | None = None
@@ -42,8 +43,14 @@ class SuiteRun:
     def start(self) -> SuiteRun:
         """Bring up Podman, the image and the network; raise PreflightError if not."""
         target = select_target(self.userdata)
+        stale = leftovers.stale_runs(self.root.parent, keep=lambda run: run == self.id)
+        ended = leftovers.end_processes(p for run in stale for p in run.processes)
         self.podman = PodmanService(self.root / "podman", log=self.log).start()
-        self.podman.remove_leftovers(current_run=self.id)
+        removed = self.podman.remove_leftovers(current_run=self.id)
+        for run in stale:
+            leftovers.remove_root(run.root)
+        if stale or removed:
+            self._log_leftovers(stale, ended, removed)
         if target.sandbox_image is None:
             target = target.with_sandbox_image(
                 ensure_sandbox_image(self.podman, log=self.log)
@@ -72,12 +79,41 @@ class SuiteRun:
         )
 
     def close(self) -> None:
-        """Remove everything this run created, whatever state it is in."""
-        try:
-            if self.podman is not None:
-                self.podman.remove_containers(label=f"{RUN_LABEL}={self.id}")
-                self.podman.remove_containers(network=self.network_name)
-                self.podman.remove_network(self.network_name)
-                self.podman.stop()
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
+        """Remove everything this run created, whatever state it is in.
+
+        Each part is attempted even when an earlier one fails or is
+        interrupted; the first failure is raised at the end. A process that
+        still names the run's directory on its command line (one that a
+        cut-short cleanup did not reach) is ended before the directory goes.
+        """
+        podman = self.podman
+        steps: list[Callable[[], object]] = []
+        if podman is not None:
+            steps += [
+                lambda: podman.remove_containers(label=f"{RUN_LABEL}={self.id}"),
+                lambda: podman.remove_containers(network=self.network_name),
+                lambda: podman.remove_network(self.network_name),
+            ]
+            steps.append(podman.stop)
+        steps.append(
+            lambda: leftovers.end_processes(leftovers.marked_processes(self.root))
+        )
+        steps.append(lambda: leftovers.remove_root(self.root))
+        failures: list[BaseException] = []
+        for step in steps:
+            try:
+                step()
+            except BaseException as exc:  # the later parts still run, then raise
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+
+    def _log_leftovers(
+        self,
+        stale: list[leftovers.StaleRun],
+        ended: list[leftovers.MarkedProcess],
+        removed: list[str],
+    ) -> None:
+        parts = [*removed, *(p.describe() for p in ended)]
+        parts += [f"directory {run.root}" for run in stale]
+        self.log(f"leftovers of killed runs removed: {', '.join(parts)}")

@@ -49,9 +49,11 @@ class SocketRecorder:
         ]
 
     def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            # Closing alone does not wake a thread blocked in accept() on
+            # Linux; shutting the listener down does, so the join is prompt.
+            _close(listener)
         with self._lock:
             for sock in list(self._open):
                 _close(sock)
@@ -61,9 +63,10 @@ class SocketRecorder:
         self.path.unlink(missing_ok=True)
 
     def _accept(self) -> None:
-        while self._listener is not None:
+        listener = self._listener
+        while listener is not None and self._listener is listener:
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

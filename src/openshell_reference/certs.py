@@ -377,6 +377,10 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _certificates(data: bytes, path: Path, what: str) -> list[x509.Certificate]:
+    if not data.strip():
+        raise TLSMaterialError(
+            f"{what} file {path} is empty; pass a PEM certificate file"
+        )
     try:
         certificates = x509.load_pem_x509_certificates(data)
     except ValueError:
@@ -413,6 +417,10 @@ def load_server_tls(
     leaf = _certificates(cert_pem, cert_path, cert_flag)[0]
 
     key_pem = _read(key_path, key_flag)
+    if not key_pem.strip():
+        raise TLSMaterialError(
+            f"{key_flag} file {key_path} is empty; pass a PEM private key file"
+        )
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except TypeError:

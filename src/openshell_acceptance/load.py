@@ -1,0 +1,264 @@
+"""Many sandboxes at once, a gateway restart, a gateway that is gone for good.
+
+Readiness is watched through the official SDK, as a user would watch it;
+sessions are read from the gateway's log, where the reference records each
+``supervisor_connected`` event with its session ID and peer subject.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import pairwise
+
+from openshell._proto import openshell_pb2
+
+from . import logfmt
+from ._wait import poll
+from .container import ContainerView
+from .deployment import WORKSPACE, Deployment, Sandbox
+from .errors import SandboxNotReady
+
+__all__ = [
+    "CONNECT_TIMEOUT_VARIABLE",
+    "Readiness",
+    "Restart",
+    "RetrySchedule",
+    "Session",
+    "Started",
+    "Stopped",
+    "endpoints",
+    "restart_gateway",
+    "retry_schedule",
+    "sessions",
+    "start_at_once",
+    "stop_gateway",
+    "wait_all_ready",
+    "wait_exited",
+]
+
+CONNECT_TIMEOUT_VARIABLE = "OPENSHELL_SUPERVISOR_CONNECT_TIMEOUT"
+"""The reference supervisor's bound on reconnecting, in seconds."""
+
+
+@dataclass(frozen=True)
+class Started:
+    """A sandbox, and when (monotonic seconds) the suite asked for it."""
+
+    sandbox: Sandbox
+    since: float
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """How long a sandbox took to be ready, or why it was not."""
+
+    sandbox: Sandbox
+    seconds: float | None
+    cause: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.seconds is not None
+
+
+@dataclass(frozen=True)
+class Session:
+    """One supervisor session, as the gateway logged it when it accepted it."""
+
+    sandbox_id: str
+    session_id: str
+    peer_subject: str
+    transport: str
+
+
+def start_at_once(
+    deployment: Deployment,
+    count: int,
+    *,
+    environment: Mapping[str, str] | None = None,
+) -> list[Started]:
+    """Ask the gateway for ``count`` sandboxes together, one thread each.
+
+    Every sandbox that was created is on the deployment's list for cleanup
+    before the first failure, if any, is raised.
+    """
+    deployment.client()
+
+    def start_one() -> Started:
+        since = time.monotonic()
+        return Started(deployment.start_sandbox(environment=environment), since)
+
+    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="sandbox") as pool:
+        futures = [pool.submit(start_one) for _ in range(count)]
+    return [future.result() for future in futures]
+
+
+def wait_all_ready(
+    deployment: Deployment, started: Sequence[Started], *, timeout: float
+) -> list[Readiness]:
+    """Each sandbox's time from ``since`` until the SDK first saw it READY."""
+    ready_phase = openshell_pb2.SANDBOX_PHASE_READY
+    client = deployment.client()
+    seen: dict[str, float] = {}
+
+    def all_ready() -> bool | None:
+        for entry in started:
+            if entry.sandbox.id in seen:
+                continue
+            ref = client.get(entry.sandbox.name, workspace=WORKSPACE)
+            if ref.status.phase == ready_phase:
+                seen[entry.sandbox.id] = time.monotonic() - entry.since
+        return True if len(seen) == len(started) else None
+
+    poll(all_ready, timeout=timeout, ceiling=0.2)
+    return [_readiness(deployment, entry, seen) for entry in started]
+
+
+def _readiness(
+    deployment: Deployment, entry: Started, seen: Mapping[str, float]
+) -> Readiness:
+    if entry.sandbox.id in seen:
+        return Readiness(entry.sandbox, seen[entry.sandbox.id])
+    try:
+        deployment.wait_ready(entry.sandbox, timeout=0.1, diagnose_after=0.0)
+    except SandboxNotReady as exc:
+        return Readiness(entry.sandbox, None, str(exc))
+    return Readiness(entry.sandbox, None, "ready only after the deadline")
+
+
+def endpoints(deployment: Deployment, sandboxes: Sequence[Sandbox]) -> dict[str, str]:
+    """The OPENSHELL_ENDPOINT each sandbox's container was given, by sandbox name."""
+    found = {}
+    for sandbox in sandboxes:
+        inspect = deployment.container(sandbox)
+        env = ContainerView(inspect).environment if inspect else {}
+        found[sandbox.name] = env.get("OPENSHELL_ENDPOINT", "(no container)")
+    return found
+
+
+def sessions(gateway_log: str) -> list[Session]:
+    """Every session the gateway accepted, in the order its log shows them."""
+    return [
+        Session(
+            sandbox_id=fields.get("sandbox_id", ""),
+            session_id=fields.get("session_id", ""),
+            peer_subject=fields.get("peer_subject", ""),
+            transport=fields.get("transport", ""),
+        )
+        for fields in logfmt.events(gateway_log.splitlines(), "supervisor_connected")
+    ]
+
+
+# The gateway goes away
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A gateway stopped by SIGTERM to its process ID."""
+
+    pid: int
+    exit_code: int | None
+    at: float
+    log: str
+
+
+@dataclass(frozen=True)
+class Restart:
+    """A gateway stopped and started again with the same ports and TOML."""
+
+    stopped: Stopped
+    pid: int
+    seconds_to_healthy: float
+
+
+def stop_gateway(deployment: Deployment) -> Stopped:
+    """SIGTERM the gateway by its process ID and wait for it to exit."""
+    gateway = deployment.gateway
+    assert gateway is not None and gateway.pid is not None, "start the gateway first"
+    pid = gateway.pid
+    at = time.monotonic()
+    code = gateway.stop()
+    return Stopped(pid=pid, exit_code=code, at=at, log=gateway.log())
+
+
+def restart_gateway(deployment: Deployment, *, timeout: float = 30.0) -> Restart:
+    """Stop the gateway, then start it again with the same settings.
+
+    The deployment writes the same TOML and passes the same flags, so the
+    gateway comes back on the same ports; the log of the stopped process is
+    kept in the result, since the new process writes a new one.
+    """
+    stopped = stop_gateway(deployment)
+    gateway = deployment.start_gateway(timeout)
+    assert gateway.pid is not None
+    return Restart(stopped, gateway.pid, time.monotonic() - stopped.at)
+
+
+def wait_exited(
+    deployment: Deployment, sandbox: Sandbox, *, timeout: float
+) -> tuple[int | None, float | None]:
+    """The container's exit code and when it exited, or (None, None) in time."""
+
+    def exited() -> tuple[int, float] | None:
+        inspect = deployment.container(sandbox)
+        if inspect is None or inspect["State"]["Running"]:
+            return None
+        return int(inspect["State"]["ExitCode"]), time.monotonic()
+
+    found = poll(exited, timeout=timeout, ceiling=0.25)
+    return found if found is not None else (None, None)
+
+
+# The supervisor's retries
+
+
+@dataclass(frozen=True)
+class RetrySchedule:
+    """The reconnect attempts a supervisor logged after its session was lost."""
+
+    delays: tuple[float, ...]
+    gave_up_after: int | None
+    last_line: str
+
+    @property
+    def total_wait(self) -> float:
+        return sum(self.delays)
+
+    @property
+    def growing(self) -> bool:
+        """Each interval at least the one before; the last may be cut by the bound."""
+        head = self.delays[:-1]
+        if len(head) < 2 or head[1] <= head[0]:
+            return False
+        return all(later >= earlier for earlier, later in pairwise(head))
+
+    def rows(self) -> list[tuple[str, str]]:
+        rows = [(f"retry {i}", f"in {d:.2f}s") for i, d in enumerate(self.delays, 1)]
+        rows.append(("gave up after attempts", str(self.gave_up_after)))
+        rows.append(("last line", self.last_line))
+        return rows
+
+
+def retry_schedule(lines: Sequence[str]) -> RetrySchedule:
+    """The retries after the last lost session, from a supervisor's log lines."""
+    start = 0
+    for index, line in enumerate(lines):
+        if "event=reconnecting" in line or "event=session_lost" in line:
+            start = index
+    after = lines[start:]
+    delays = tuple(
+        float(fields["retry_in"].rstrip("s"))
+        for fields in logfmt.events(after, "connect_retry")
+        if fields.get("retry_in")
+    )
+    failed = logfmt.events(after, "connect_failed")
+    attempts = failed[-1].get("attempts", "") if failed else ""
+    last = [line for line in lines if line.strip()][-1:] or [""]
+    return RetrySchedule(
+        delays=delays,
+        gave_up_after=int(attempts) if attempts.isdigit() else None,
+        last_line=last[0],
+    )

@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +18,7 @@ from openshell._proto import openshell_pb2
 
 from . import evidence, probes
 from . import pki as pki_module
+from ._env import environment
 from ._wait import Deadline, poll
 from .container import GUEST_TLS_PATHS, ContainerView
 from .errors import GatewayExited, SandboxNotReady
@@ -305,7 +306,7 @@ class Deployment:
         """The SDK client the CLI registration describes, as a user would get it."""
         if self._client is None:
             assert self.registration is not None, "register the gateway first"
-            with _environment(XDG_CONFIG_HOME=str(self.registration.config_home)):
+            with environment(XDG_CONFIG_HOME=str(self.registration.config_home)):
                 self._client = SandboxClient.from_active_cluster(
                     cluster=self.registration.name, timeout=15.0
                 )
@@ -325,24 +326,40 @@ class Deployment:
         return sandbox
 
     def wait_ready(
-        self, sandbox: Sandbox, timeout: float = 60.0, diagnose_after: float = 3.0
+        self,
+        sandbox: Sandbox,
+        timeout: float = 60.0,
+        diagnose_after: float = 3.0,
+        inspect_every: float = 0.5,
     ) -> SandboxRef:
         """The sandbox once ready; otherwise SandboxNotReady with a one-line cause.
 
         Past ``diagnose_after`` seconds the suite dials the gateway the way the
         sandbox does; a definite fault there (a refused connection, a failed
         certificate check) ends the wait at once instead of at the deadline.
+
+        The phase is asked of the gateway at every poll. The container is
+        inspected (and, late in the wait, the gateway dialled) at most every
+        ``inspect_every`` seconds while the gateway still says PROVISIONING,
+        and at once when it says anything else: those checks cost Podman and
+        the host CPU that sandboxes starting at the same time need.
         """
         ready = openshell_pb2.SANDBOX_PHASE_READY
+        provisioning = openshell_pb2.SANDBOX_PHASE_PROVISIONING
         deadline = Deadline(timeout)
+        next_inspection = 0.0
 
         def check() -> SandboxRef | None:
+            nonlocal next_inspection
             ref = self.client().get(sandbox.name, workspace=WORKSPACE)
             if ref.status.phase == ready:
                 return ref
+            waited = timeout - deadline.remaining
+            if ref.status.phase == provisioning and waited < next_inspection:
+                return None
+            next_inspection = waited + inspect_every
             container = self.container(sandbox)
             exited = container is not None and not container["State"]["Running"]
-            waited = timeout - deadline.remaining
             if exited and container["State"]["Status"] in ("exited", "stopped"):
                 raise SandboxNotReady(self._failure_cause(sandbox, container))
             if container is not None and waited >= diagnose_after:
@@ -460,17 +477,3 @@ class Deployment:
             self._recorder.stop()
         for sandbox in self.sandboxes:
             self.podman.remove_containers(label=f"openshell.ai/sandbox-id={sandbox.id}")
-
-
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

@@ -6,12 +6,10 @@ returns plain values for the steps to assert on and attach as evidence.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from openshell.sandbox import SandboxError
 
 from . import pki as pki_module
 from . import probes
+from ._env import environment
 from .deployment import Deployment
 
 LOOPBACK = "127.0.0.1"
@@ -381,27 +380,13 @@ def sdk_health(deployment: Deployment, timeout: float = 10.0) -> SdkHealth:
     return SdkHealth(endpoint, status, version=answer.version)
 
 
-@contextlib.contextmanager
-def _user_environment(config_home: Path) -> Iterator[None]:
+def _user_environment(config_home: Path):
     """Point the SDK at ``config_home`` with nothing overriding its choice.
 
     The SDK prefers ``OPENSHELL_GATEWAY`` to ``active_gateway``, so it is
     hidden for the duration.
     """
-    saved = {name: os.environ.get(name) for name in _SDK_VARIABLES}
-    os.environ.pop("OPENSHELL_GATEWAY", None)
-    os.environ["XDG_CONFIG_HOME"] = str(config_home)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-_SDK_VARIABLES = ("OPENSHELL_GATEWAY", "XDG_CONFIG_HOME")
+    return environment(OPENSHELL_GATEWAY=None, XDG_CONFIG_HOME=str(config_home))
 
 
 def sdk_rows(answer: SdkHealth) -> list[tuple[str, object]]:

@@ -20,7 +20,8 @@ from openshell_acceptance import (
 )
 from openshell_acceptance.interrupts import InterruptGuard
 
-# Values for active tags such as @only.with_target=reference.
+# Values for active tags such as @only.with_target=reference; "lane" (rootful
+# or rootless) is read from the Podman service once the run has started.
 active_tag_values = {"target": "reference"}
 active_tag_matcher = ActiveTagMatcher(active_tag_values)
 
@@ -114,6 +115,21 @@ def _shown(path: Path) -> str:
     return path.as_posix() if relative.startswith("..") else Path(relative).as_posix()
 
 
+def _skip_reason(tags) -> str:
+    """The active tags a scenario carries, against what this run has."""
+    carried = [tag for tag in tags if active_tag_matcher.tag_pattern.match(tag)]
+    run = ", ".join(f"{name}={value}" for name, value in active_tag_values.items())
+    return f"{', '.join(carried)} (this run: {run})"
+
+
+def _show_lane(context, details: dict[str, str]) -> None:
+    """Head every report that has room for it with the lane this run used."""
+    for formatter in context._runner.formatters:
+        shown = getattr(formatter, "additional_info", None)
+        if isinstance(shown, dict):
+            shown.update(details)
+
+
 def before_all(context):
     # Registered first, so its cleanup, which restores the signal handlers,
     # runs last: after the run's own cleanup, which it protects.
@@ -122,6 +138,7 @@ def before_all(context):
     context.evidence = lambda item: attach(context, item)
     try:
         context.run = use_fixture(suite_run, context)
+        lane = context.run.podman.lane()
     except AcceptanceError as exc:
         # Before the first scenario every failure of the suite's own is a
         # preflight one: a line that names it, not a hook error.
@@ -129,6 +146,8 @@ def before_all(context):
         context.abort(reason="preflight failed")
         return
     active_tag_values["target"] = context.run.target.name
+    active_tag_values["lane"] = lane.name
+    _show_lane(context, lane.details())
 
 
 def before_scenario(context, scenario):
@@ -136,9 +155,8 @@ def before_scenario(context, scenario):
     if context.aborted:
         return
     if active_tag_matcher.should_exclude_with(scenario.effective_tags):
-        scenario.skip(reason=active_tag_matcher.exclude_reason)
-        target = active_tag_values["target"]
-        note = f"Skipped on target {target}: {scenario.skip_reason}"
+        scenario.skip(reason=_skip_reason(scenario.effective_tags))
+        note = f"Skipped: {scenario.skip_reason}"
         _embed(context, Evidence("Report note: skipped", note))
         return
     context.deployment = use_fixture(deployment, context)

@@ -357,3 +357,56 @@ Feature: Mutual TLS between the gateway and the supervisor in each Podman sandbo
       When the gateway stops for good
       Then the supervisor logs each retry, at intervals that grow
       And it stops retrying at its bound and exits, naming the cause in its last line
+
+  Rule: On rootful and rootless Podman, the key stays the supervisor's and the gateway listens only where it must
+    A lane is rootful or rootless Podman, as the Podman service reports it. With
+    rootless Podman the sandbox's root is the host user who runs Podman, and the
+    sandbox network lives in Podman's own network namespace, where the host
+    cannot listen, so sandboxes reach the gateway on one of the host's own
+    addresses instead. A scenario that only one lane can answer says so in its
+    tags and is skipped, with the reason, on the other.
+
+    @criterion.client-key-owner
+    Scenario: Inside the sandbox the client key belongs to the supervisor's user, who alone may read it
+      Given a Podman gateway with mTLS
+      When a sandbox starts
+      Then inside the sandbox the client key is owned by 0:0 with mode 0600
+      And the supervisor runs as the host user who owns the client key file, which only its owner may read
+      And the supervisor connects over https
+
+    @criterion.listen-addresses
+    Scenario: The gateway listens on loopback and where its sandboxes reach the host, never on every address
+      Given a Podman gateway with mTLS
+      When a sandbox starts
+      Then the gateway port listens on loopback and on the address the host aliases name, and nowhere else
+
+    @criterion.host-alias-address
+    @only.with_lane=rootful
+    Scenario: With rootful Podman the host aliases name the host side of the sandbox network
+      Given a Podman gateway with mTLS
+      When a sandbox starts
+      Then each host alias names the gateway address of the sandbox network, which this host holds:
+        | alias                    |
+        | host.containers.internal |
+        | host.openshell.internal  |
+
+    @criterion.host-alias-address
+    @only.with_lane=rootless
+    @only.with_target=reference
+    Scenario: With rootless Podman the host aliases name an address of the host itself
+      Given a Podman gateway with mTLS
+      When a sandbox starts
+      Then each host alias names an address this host holds, other than loopback:
+        | alias                    |
+        | host.containers.internal |
+        | host.openshell.internal  |
+      And no host alias names the gateway address of the sandbox network
+
+    @criterion.remapped-ids
+    @only.with_lane=rootless
+    @only.with_target=reference
+    Scenario: A supervisor whose user IDs are remapped cannot read an owner-only bind-mounted key, and says so
+      Given a Podman gateway with mTLS
+      When a sandbox whose user IDs are remapped starts
+      Then the sandbox does not become ready, and the supervisor's one-line cause is that it cannot read the client key
+      And the client key file on the host is readable by its owner only

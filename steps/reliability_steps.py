@@ -122,6 +122,9 @@ def step_all_ready(context, seconds):
         )
     )
     endpoints = load.endpoints(context.deployment, [r.sandbox for r in readiness])
+    if not all(r.ready for r in readiness):
+        view = load.network_view(context.deployment)
+        context.evidence(evidence.mapping("The sandbox network", view))
     context.evidence(evidence.mapping("OPENSHELL_ENDPOINT per sandbox", endpoints))
 
     assert_that([r.cause for r in readiness if not r.ready], empty(), "not ready")
@@ -228,6 +231,9 @@ def step_reconnected(context, seconds):
     since = context.restart.stopped.at
     again = [load.Started(entry.sandbox, since) for entry in context.started]
     readiness = load.wait_all_ready(context.deployment, again, timeout=float(seconds))
+    if not all(r.ready for r in readiness):
+        view = load.network_view(context.deployment)
+        context.evidence(evidence.mapping("The sandbox network", view))
     context.evidence(
         evidence.table(
             "Ready again, from the SIGTERM",

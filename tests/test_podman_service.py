@@ -206,7 +206,7 @@ def test_without_adaptations_its_own_service_keeps_the_hosts_conf(
 def test_a_service_that_exits_reports_its_last_line(tmp_path: Path) -> None:
     podman = fake_podman(
         tmp_path,
-        "import sys\nprint('starting')\n"
+        "import sys\nprint('starting', flush=True)\n"
         "sys.stderr.write('Error: cannot open storage: boom\\n')\nsys.exit(125)\n",
     )
     service = PodmanService(tmp_path / "w", facts=NEEDS_ADAPTATION, podman=podman)

@@ -37,8 +37,14 @@ def poll(
 
     The interval starts at ``first`` seconds and grows by ``growth`` up to
     ``ceiling``; the last call happens no later than the deadline. Returns the
-    probe's value, or None when the deadline passed first.
+    probe's value, or None when the deadline passed first. An interval that
+    could shrink towards zero, and so spin, is refused.
     """
+    if first <= 0 or growth < 1 or ceiling < first:
+        raise ValueError(
+            f"poll needs first > 0, growth >= 1 and ceiling >= first, not "
+            f"first={first}, growth={growth}, ceiling={ceiling}"
+        )
     deadline = Deadline(timeout)
     interval = first
     while True:

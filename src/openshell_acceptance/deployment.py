@@ -312,9 +312,17 @@ class Deployment:
                 )
         return self._client
 
-    def start_sandbox(self, *, environment: Mapping[str, str] | None = None) -> Sandbox:
+    def start_sandbox(
+        self,
+        *,
+        environment: Mapping[str, str] | None = None,
+        user_namespaces: bool = False,
+    ) -> Sandbox:
+        """Ask the gateway for a sandbox; ``user_namespaces`` remaps its user IDs."""
         name = f"acc-{uuid.uuid4().hex[:10]}"
         spec = openshell_pb2.SandboxSpec(environment=dict(environment or {}))
+        if user_namespaces:
+            spec.template.user_namespaces = True
         ref = self.client().create(
             workspace=WORKSPACE,
             name=name,

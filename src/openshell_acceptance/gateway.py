@@ -19,6 +19,9 @@ from .errors import GatewayExited, GatewayNotHealthy
 
 GUEST_TLS_KEYS = ("guest_tls_ca", "guest_tls_cert", "guest_tls_key")
 
+# Seconds between health probes at most, once the interval has grown.
+HEALTH_POLL_CEILING = 0.05
+
 # The names the Podman driver gives the guest TLS settings in its errors.
 DRIVER_FIELD_NAMES = {
     "guest_tls_ca": "--podman-tls-ca / OPENSHELL_PODMAN_TLS_CA",
@@ -154,17 +157,26 @@ class GatewayProcess:
         return lines[-1] if lines else ""
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        """Return once ``/healthz`` answers 200; raise if the process ends first."""
+        """Return once ``/healthz`` answers 200; raise if the process ends first.
+
+        One client serves every probe: building one costs tens of milliseconds
+        of CPU (its TLS context), which a probe per interval would take from
+        the gateway while it starts. With that, probing often is cheap, so the
+        interval stays short and the wait ends soon after the gateway is up.
+        """
         url = f"http://127.0.0.1:{self.health_port}/healthz"
 
-        def healthy() -> bool | None:
-            self._raise_if_exited("while starting")
-            try:
-                return httpx.get(url, timeout=1.0).status_code == 200 or None
-            except httpx.TransportError:
-                return None
+        with httpx.Client(timeout=1.0) as http:
 
-        if poll(healthy, timeout=timeout) is None:
+            def healthy() -> bool | None:
+                self._raise_if_exited("while starting")
+                try:
+                    return http.get(url).status_code == 200 or None
+                except httpx.TransportError:
+                    return None
+
+            answered = poll(healthy, timeout=timeout, ceiling=HEALTH_POLL_CEILING)
+        if answered is None:
             self._raise_if_exited("while starting")
             raise GatewayNotHealthy(
                 f"gateway did not answer {url} within {timeout:.0f}s; "

@@ -7,6 +7,7 @@ sessions are read from the gateway's log, where the reference records each
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from . import logfmt
 from ._wait import poll
 from .container import ContainerView
 from .deployment import WORKSPACE, Deployment, Sandbox
-from .errors import SandboxNotReady
+from .errors import AcceptanceError, SandboxNotReady
 
 __all__ = [
     "CONNECT_TIMEOUT_VARIABLE",
@@ -30,6 +31,7 @@ __all__ = [
     "Started",
     "Stopped",
     "endpoints",
+    "network_view",
     "restart_gateway",
     "retry_schedule",
     "sessions",
@@ -99,21 +101,28 @@ def start_at_once(
 def wait_all_ready(
     deployment: Deployment, started: Sequence[Started], *, timeout: float
 ) -> list[Readiness]:
-    """Each sandbox's time from ``since`` until the SDK first saw it READY."""
+    """Each sandbox's time from ``since`` until the SDK first saw it READY.
+
+    A sandbox in phase ERROR (its container exited) is not waited for.
+    """
     ready_phase = openshell_pb2.SANDBOX_PHASE_READY
+    error_phase = openshell_pb2.SANDBOX_PHASE_ERROR
     client = deployment.client()
     seen: dict[str, float] = {}
+    failed: set[str] = set()
 
-    def all_ready() -> bool | None:
+    def all_settled() -> bool | None:
         for entry in started:
-            if entry.sandbox.id in seen:
+            if entry.sandbox.id in seen or entry.sandbox.id in failed:
                 continue
             ref = client.get(entry.sandbox.name, workspace=WORKSPACE)
             if ref.status.phase == ready_phase:
                 seen[entry.sandbox.id] = time.monotonic() - entry.since
-        return True if len(seen) == len(started) else None
+            elif ref.status.phase == error_phase:
+                failed.add(entry.sandbox.id)
+        return True if len(seen) + len(failed) == len(started) else None
 
-    poll(all_ready, timeout=timeout, ceiling=0.2)
+    poll(all_settled, timeout=timeout, ceiling=0.2)
     return [_readiness(deployment, entry, seen) for entry in started]
 
 
@@ -137,6 +146,48 @@ def endpoints(deployment: Deployment, sandboxes: Sequence[Sandbox]) -> dict[str,
         env = ContainerView(inspect).environment if inspect else {}
         found[sandbox.name] = env.get("OPENSHELL_ENDPOINT", "(no container)")
     return found
+
+
+def network_view(deployment: Deployment) -> dict[str, object]:
+    """Who holds which address on the run's network, as Podman and the host see it.
+
+    For a sandbox that cannot reach the gateway: two containers with one
+    address, or a host neighbour entry that names another MAC, say why.
+    """
+    podman = deployment.podman
+    network = deployment.network_name
+    holders: dict[str, list[str]] = {}
+    for name in podman.managed_containers(network):
+        try:
+            attached = podman.inspect(name)["NetworkSettings"]["Networks"][network]
+        except (AcceptanceError, KeyError):
+            continue
+        address = f"{attached.get('IPAddress')} {attached.get('MacAddress')}"
+        holders.setdefault(str(attached.get("IPAddress")), []).append(
+            f"{name} {address}"
+        )
+    bridge = podman.network_interface(network)
+    return {
+        "bridge": bridge,
+        "subnets": podman.network_subnets(network),
+        "containers by address": holders,
+        "shared addresses": sorted(a for a, names in holders.items() if len(names) > 1),
+        "host neighbours": _host_command(["ip", "neigh", "show", "dev", str(bridge)]),
+        "host routes": _host_command(["ip", "-4", "route"]),
+        "bridge ports": _host_command(
+            ["ip", "-br", "link", "show", "master", str(bridge)]
+        ),
+    }
+
+
+def _host_command(argv: list[str]) -> list[str]:
+    try:
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [f"{argv[0]}: {exc}"]
+    return (result.stdout + result.stderr).splitlines()
 
 
 def sessions(gateway_log: str) -> list[Session]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import resource
 import shutil
 import signal
@@ -40,6 +41,7 @@ __all__ = [
     "ContainerTimeout",
     "HostFacts",
     "ImageMissing",
+    "Lane",
     "PodmanConf",
     "PodmanError",
     "PodmanNotInstalled",
@@ -50,7 +52,9 @@ __all__ = [
     "SocketUnresponsive",
     "cgroup_layout",
     "decide_containers_conf",
+    "lane_from_info",
     "owner_id",
+    "rootless_blockers",
 ]
 
 MANAGED_LABEL = "openshell.managed"
@@ -125,6 +129,7 @@ class HostFacts:
     pid_max: int | None
     rootless: bool
     selinux: bool = False
+    tun_usable: bool = True
 
     @classmethod
     def detect(cls) -> HostFacts:
@@ -136,6 +141,7 @@ class HostFacts:
             pid_max=_read_int("/proc/sys/kernel/pid_max"),
             rootless=os.geteuid() != 0,
             selinux=os.path.isdir("/sys/fs/selinux"),
+            tun_usable=os.access("/dev/net/tun", os.R_OK | os.W_OK),
         )
 
 
@@ -219,6 +225,76 @@ def decide_containers_conf(facts: HostFacts) -> PodmanConf:
     return PodmanConf("\n".join(lines) + "\n", tuple(adaptations), tuple(blockers))
 
 
+@dataclass(frozen=True)
+class Lane:
+    """The kind of Podman a run uses, as its API reports it."""
+
+    rootless: bool
+    version: str
+    network: str
+    storage: str = ""
+
+    @property
+    def name(self) -> str:
+        return "rootless" if self.rootless else "rootful"
+
+    def details(self) -> dict[str, str]:
+        """What a report shows about the lane, by heading."""
+        shown = {"Lane": self.name, "Podman": self.version, "Network": self.network}
+        if self.storage:
+            shown["Storage"] = self.storage
+        return shown
+
+
+def lane_from_info(info: Mapping[str, Any]) -> Lane:
+    """The lane that a Podman ``info`` document describes."""
+    host = info.get("host") or {}
+    rootless = bool((host.get("security") or {}).get("rootless"))
+    version = str((info.get("version") or {}).get("Version") or "unknown")
+    # Podman before 4.0 has no netavark, and its info no networkBackend key.
+    network = f"bridge ({host.get('networkBackend') or 'cni'})"
+    if rootless:
+        network += (
+            f" in the rootless network namespace, through {_rootless_helper(host)}"
+        )
+    storage = str((info.get("store") or {}).get("graphDriverName") or "")
+    return Lane(rootless, version, network, storage)
+
+
+def rootless_blockers(
+    info: Mapping[str, Any], facts: HostFacts, user: str
+) -> list[str]:
+    """What keeps a rootless Podman from running sandboxes here, one line each."""
+    host = info.get("host") or {}
+    blockers = []
+    uidmap = (host.get("idMappings") or {}).get("uidmap") or []
+    if len(uidmap) < 2:
+        blockers.append(
+            f"rootless Podman has no subordinate IDs for {user}: as root, add "
+            f"ranges, e.g. `usermod --add-subuids 100000-165535 --add-subgids "
+            f"100000-165535 {user}`, then run `podman system migrate`"
+        )
+    if not facts.tun_usable:
+        blockers.append(
+            f"rootless Podman's {_rootless_helper(host)} cannot open /dev/net/tun: "
+            f"as root, let {user} use it, e.g. `setfacl -m u:{user}:rw "
+            f"/dev/net/tun`"
+        )
+    return blockers
+
+
+def _rootless_helper(host: Mapping[str, Any]) -> str:
+    # Podman 5 names its helper; Podman 4 joins the rootless network namespace
+    # to the host with slirp4netns and reports only where that lives.
+    named = host.get("rootlessNetworkCmd")
+    if named:
+        return str(named)
+    for helper in ("slirp4netns", "pasta"):
+        if (host.get(helper) or {}).get("executable"):
+            return helper
+    return "its network helper"
+
+
 def owner_id(pid: int | None = None) -> str:
     """A value for OWNER_LABEL naming this process, stable against PID reuse."""
     pid = os.getpid() if pid is None else pid
@@ -265,6 +341,7 @@ class PodmanService:
         self.socket_path = ""
         self.conf = PodmanConf("")
         self.adaptations: tuple[str, ...] = ()
+        self._info: dict[str, Any] | None = None
 
     # Lifecycle
 
@@ -287,18 +364,57 @@ class PodmanService:
             if not _answers(self._explicit_socket):
                 raise SocketUnresponsive(_dead_socket_message(self._explicit_socket))
             self.socket_path = self._explicit_socket
-            return self
+            return self._checked()
         if not self.conf.needed:
             for candidate in _default_sockets():
                 if _answers(candidate):
                     self.socket_path = candidate
-                    return self
+                    return self._checked()
 
         self._start_own_service(binary)
         self.adaptations = self.conf.adaptations
         if self.adaptations and self._log is not None:
             self._log(self.conf.summary())
+        return self._checked()
+
+    def _checked(self) -> PodmanService:
+        """This service, once a rootless one is known to be able to run sandboxes.
+
+        A service that cannot is stopped, and ``PodmanUnsupported`` names the
+        first thing it lacks.
+        """
+        facts = self._facts
+        if facts is None or not facts.rootless:
+            return self
+        try:
+            lane = self.lane()
+            blockers = (
+                rootless_blockers(self._host_info(), facts, _user_name())
+                if lane.rootless
+                else []
+            )
+        except BaseException:
+            self.stop()
+            raise
+        if blockers:
+            self.stop()
+            raise PodmanUnsupported(blockers[0])
+        if lane.rootless and self._log is not None:
+            self._log(
+                f"podman: rootless (Podman {lane.version}, {lane.network}): "
+                "container limits left to Podman, rootful-only scenarios skipped"
+            )
         return self
+
+    def lane(self) -> Lane:
+        """Which kind of Podman this is: rootful or rootless, version, network."""
+        return lane_from_info(self._host_info())
+
+    def _host_info(self) -> dict[str, Any]:
+        if self._info is None:
+            with self._api("read podman info"):
+                self._info = dict(self.client().info())
+        return self._info
 
     def stop(self) -> None:
         """Close the client and end the service this object started, if any."""
@@ -816,6 +932,13 @@ def _nproc_ceiling(facts: HostFacts) -> tuple[int, str]:
     if facts.pid_max is not None and facts.pid_max < hard:
         return facts.pid_max, f"pid_max {facts.pid_max}, hard limit {hard}"
     return hard, f"hard limit {hard}"
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
 
 
 def _default_sockets() -> list[str]:

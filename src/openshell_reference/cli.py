@@ -191,9 +191,9 @@ def _serve(config: GatewayConfig) -> int:
         health_address=config.health_address,
         health_port=config.health_port,
         bridge_address=(
-            network.gateway_ip
+            network.sandbox_address
             if config.sandbox_listener == "bridge"
-            and network.gateway_ip != config.bind_address
+            and network.sandbox_address != config.bind_address
             else None
         ),
     )
@@ -217,6 +217,8 @@ def _serve(config: GatewayConfig) -> int:
         network=network.name,
         network_created=str(network.created).lower(),
         gateway_ip=network.gateway_ip,
+        rootless=str(network.rootless).lower(),
+        sandbox_address=network.sandbox_address,
         grpc_endpoint=config.podman.grpc_endpoint,
         guest_tls="on" if config.podman.guest_tls else "off",
         selinux=str(driver.selinux).lower(),

@@ -6,10 +6,12 @@ touching Podman; ``PodmanDriver`` carries it out on the configured socket.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 import socket
-from collections.abc import Callable, Mapping
+import struct
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,10 @@ __all__ = [
     "SandboxRequest",
     "build_container_spec",
     "container_name",
+    "default_route_interface",
+    "interface_ipv4",
     "network_gateway_ip",
+    "rootless_host_address",
     "selinux_enabled",
 ]
 
@@ -84,6 +89,9 @@ _REMOVED_ALWAYS = (ENV_SERVER_NAME,)
 _REMOVED_WITHOUT_TLS = (ENV_TLS_CA, ENV_TLS_CERT, ENV_TLS_KEY)
 
 PODMAN_TIMEOUT_SECS = 30
+USERNS_REMAPPED = "auto"
+_SIOCGIFADDR = 0x8915
+_RTF_UP = 0x1
 # podman-py raises requests' exceptions (APIError is one) and its own.
 _PODMAN_ERRORS = (requests.RequestException, podman.errors.PodmanError)
 
@@ -101,6 +109,7 @@ class SandboxRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
     environment: Mapping[str, str] = field(default_factory=dict)
     image: str | None = None
+    user_namespaces: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,10 +154,11 @@ class ContainerSpec:
     network: str
     entrypoint: tuple[str, ...] = (SUPERVISOR_PATH,)
     user: str = SANDBOX_USER
+    userns: str | None = None
 
     def create_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``podman.PodmanClient().containers.create``."""
-        return {
+        kwargs: dict[str, Any] = {
             "image": self.image,
             "name": self.name,
             "labels": dict(self.labels),
@@ -160,6 +170,12 @@ class ContainerSpec:
             "entrypoint": list(self.entrypoint),
             "user": self.user,
         }
+        if self.userns == USERNS_REMAPPED:
+            # Podman 4 takes an automatic user namespace over its API only
+            # from the ID mapping options; the namespace mode alone is ignored.
+            kwargs["userns_mode"] = self.userns
+            kwargs["idmappings"] = {"AutoUserNs": True}
+        return kwargs
 
 
 def container_name(sandbox_name: str) -> str:
@@ -242,8 +258,8 @@ def build_container_spec(
     # supervisor file instead.
     mounts = [_bind(supervisor_source, SUPERVISOR_PATH, selinux)]
     # Limitation: the real driver delivers the three files as Podman secrets
-    # when a user namespace remaps IDs; the reference never remaps IDs and
-    # always bind-mounts them.
+    # when a user namespace remaps IDs; the reference bind-mounts them even
+    # then, so a remapped supervisor cannot read an owner-only key.
     if config.guest_tls is not None:
         mounts.extend(_tls_mounts(config.guest_tls, selinux))
 
@@ -255,6 +271,7 @@ def build_container_spec(
         mounts=tuple(mounts),
         extra_hosts={alias: gateway_ip for alias in HOST_ALIASES},
         network=config.network_name,
+        userns=USERNS_REMAPPED if request.user_namespaces else None,
     )
 
 
@@ -278,16 +295,104 @@ def network_gateway_ip(attrs: Mapping[str, Any]) -> str:
     )
 
 
+def default_route_interface(route_table: str) -> str | None:
+    """The interface of the IPv4 default route with the lowest metric, if any.
+
+    ``route_table`` is the text of ``/proc/net/route``.
+    """
+    best: tuple[int, str] | None = None
+    for line in route_table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        name, destination, flags, metric, mask = (
+            fields[0],
+            fields[1],
+            fields[3],
+            fields[6],
+            fields[7],
+        )
+        try:
+            up = int(flags, 16) & _RTF_UP
+            rank = int(metric)
+        except ValueError:
+            continue
+        if destination != "00000000" or mask != "00000000" or not up:
+            continue
+        if best is None or (rank, name) < best:
+            best = (rank, name)
+    return best[1] if best else None
+
+
+def interface_ipv4(name: str) -> str | None:
+    """The primary IPv4 address of the network interface ``name``, or None."""
+    request = struct.pack("256s", name.encode()[:15])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            reply = fcntl.ioctl(probe.fileno(), _SIOCGIFADDR, request)
+        except OSError:
+            return None
+    return socket.inet_ntoa(reply[20:24])
+
+
+def _interface_names() -> list[str]:
+    return [name for _, name in socket.if_nameindex()]
+
+
+def rootless_host_address(
+    route_table: str | None = None,
+    *,
+    address_of: Callable[[str], str | None] = interface_ipv4,
+    interfaces: Callable[[], Sequence[str]] = _interface_names,
+) -> str:
+    """The host address that sandboxes of rootless Podman reach the gateway on.
+
+    Rootless Podman keeps its bridge networks in a network namespace of its
+    own, joined to the host by a user-mode helper (slirp4netns) that opens
+    each connection a sandbox makes as a socket of the host user on the host.
+    The bridge's gateway address lives inside that namespace, where no host
+    process can listen; the host's own addresses are reachable that way. The
+    address of the interface the default route leaves from is used, else the
+    first address that is not loopback.
+    """
+    if route_table is None:
+        try:
+            route_table = Path("/proc/net/route").read_text()
+        except OSError:
+            route_table = ""
+    candidates = [default_route_interface(route_table), *interfaces()]
+    for name in dict.fromkeys(c for c in candidates if c):
+        address = address_of(name)
+        if address and not ipaddress.ip_address(address).is_loopback:
+            return address
+    raise NetworkError(
+        "rootless Podman: sandboxes reach the gateway through one of the host's "
+        "own addresses, and this host has no IPv4 address besides loopback; "
+        "give it one, or run the gateway against rootful Podman"
+    )
+
+
 # The driver, on a live Podman socket.
 
 
 @dataclass(frozen=True)
 class NetworkInfo:
-    """The sandbox network as the driver found or created it."""
+    """The sandbox network as the driver found or created it.
+
+    ``gateway_ip`` is the bridge's host side; ``host_address`` is set instead
+    when Podman runs rootless and that side lives out of the gateway's reach.
+    """
 
     name: str
     gateway_ip: str
     created: bool
+    host_address: str = ""
+    rootless: bool = False
+
+    @property
+    def sandbox_address(self) -> str:
+        """The address sandboxes reach the gateway on."""
+        return self.host_address or self.gateway_ip
 
 
 @dataclass(frozen=True)
@@ -345,6 +450,7 @@ class PodmanDriver:
         self._client_factory = client_factory
         self._client: Any = None
         self.network: NetworkInfo | None = None
+        self.rootless = False
 
     @property
     def socket_url(self) -> str:
@@ -397,17 +503,21 @@ class PodmanDriver:
         )
         try:
             version = self._client.version()
+            info = self._client.info()
         except _PODMAN_ERRORS as error:
             raise PodmanUnavailableError(
                 f"Podman API socket {path} (from {origin}) does not answer the "
                 f"API: {_api_message(error)}; {hint}"
             ) from None
+        security = (info.get("host") or {}).get("security") or {}
+        self.rootless = bool(security.get("rootless"))
         return str(version.get("Version", "unknown"))
 
     def ensure_network(self) -> NetworkInfo:
         """Find the sandbox network, or create it, and read its host address."""
         name = self.config.network_name
         created = False
+        host_address = rootless_host_address() if self.rootless else ""
         try:
             network = self._client.networks.get(name)
         except podman.errors.NotFound:
@@ -433,7 +543,11 @@ class PodmanDriver:
                 "bridge network: remove it or set another network_name"
             )
         self.network = NetworkInfo(
-            name=name, gateway_ip=network_gateway_ip(attrs), created=created
+            name=name,
+            gateway_ip=network_gateway_ip(attrs),
+            created=created,
+            host_address=host_address,
+            rootless=self.rootless,
         )
         return self.network
 
@@ -458,7 +572,7 @@ class PodmanDriver:
         return build_container_spec(
             request,
             self.config,
-            gateway_ip=self.network.gateway_ip,
+            gateway_ip=self.network.sandbox_address,
             selinux=self.selinux,
             supervisor_source=self.supervisor_source,
         )
@@ -540,6 +654,7 @@ class PodmanDriver:
             image=spec.image,
             network=spec.network,
             guest_tls="on" if self.config.guest_tls else "off",
+            userns=spec.userns or "default",
         )
         return str(container.id)
 

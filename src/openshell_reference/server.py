@@ -283,9 +283,9 @@ class OpenShellService(openshell_pb2_grpc.OpenShellServicer):
                 "lowercase letters, digits and '-'",
             )
 
-        # Limitation: of the spec only the template's image, labels and
-        # environment and the spec's environment are used; command, policy,
-        # providers and resources are accepted and ignored.
+        # Limitation: of the spec only the template's image, labels,
+        # environment and user_namespaces and the spec's environment are used;
+        # command, policy, providers and resources are accepted and ignored.
         spec = request.spec
         environment = dict(spec.template.environment)
         environment.update(spec.environment)
@@ -317,6 +317,7 @@ class OpenShellService(openshell_pb2_grpc.OpenShellServicer):
                     labels=container_labels,
                     environment=environment,
                     image=spec.template.image or None,
+                    user_namespaces=spec.template.user_namespaces,
                 )
             )
         except DriverError as error:

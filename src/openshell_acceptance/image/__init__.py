@@ -413,11 +413,28 @@ def _run_mmdebstrap(
     ]
     env = {
         **os.environ,
-        "TMPDIR": str(scratch),
+        "TMPDIR": str(_mmdebstrap_tmpdir(scratch)),
         "SANDBOX_WHEELS": str(wheels),
         "SANDBOX_SITE_PACKAGES": recipe.site_packages,
     }
     _run("mmdebstrap", argv, timeout=_MMDEBSTRAP_TIMEOUT, env=env)
+
+
+def _mmdebstrap_tmpdir(scratch: Path) -> Path:
+    """Where mmdebstrap builds the root filesystem, inside ``scratch``.
+
+    Run by a user other than root, mmdebstrap works in unshare mode, as the
+    first subordinate user ID: that ID may neither enter nor write the 0700
+    scratch directory, so it gets a sticky, world-writable directory of its
+    own there, as /tmp would be, and may pass through scratch to the wheels.
+    """
+    if os.geteuid() == 0:
+        return scratch
+    scratch.chmod(0o711)
+    tmpdir = scratch / "mmdebstrap"
+    tmpdir.mkdir(exist_ok=True)
+    tmpdir.chmod(0o1777)
+    return tmpdir
 
 
 def _import(service: PodmanService, recipe: Recipe, rootfs: Path) -> None:
@@ -478,8 +495,10 @@ def _run(
 def _last_line(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.lower().startswith(("e:", "error"))]
-    chosen = errors or lines
-    return chosen[-1] if chosen else "(no output)"
+    # The first error is the cause; mmdebstrap's later ones report its cleanup.
+    if errors:
+        return errors[0]
+    return lines[-1] if lines else "(no output)"
 
 
 # Command line

@@ -50,6 +50,23 @@ READY_WITHIN = 60.0
 CLIENT_SUBJECT = "CN=openshell-client,OU=openshell-user"
 
 
+def _attach_network_views(context, readiness) -> None:
+    """For sandboxes that were not ready: the network, and each one's link."""
+    late = [r for r in readiness if not r.ready]
+    if not late:
+        return
+    context.evidence(
+        evidence.mapping("The sandbox network", load.network_view(context.deployment))
+    )
+    for r in late:
+        if r.network is not None:
+            context.evidence(
+                evidence.mapping(
+                    f"Network of {r.sandbox.name}, while it ran", r.network
+                )
+            )
+
+
 def _phrases(text: str) -> list[str]:
     return [part.strip() for part in text.split(" and ") if part.strip()]
 
@@ -122,9 +139,7 @@ def step_all_ready(context, seconds):
         )
     )
     endpoints = load.endpoints(context.deployment, [r.sandbox for r in readiness])
-    if not all(r.ready for r in readiness):
-        view = load.network_view(context.deployment)
-        context.evidence(evidence.mapping("The sandbox network", view))
+    _attach_network_views(context, readiness)
     context.evidence(evidence.mapping("OPENSHELL_ENDPOINT per sandbox", endpoints))
 
     assert_that([r.cause for r in readiness if not r.ready], empty(), "not ready")
@@ -231,9 +246,7 @@ def step_reconnected(context, seconds):
     since = context.restart.stopped.at
     again = [load.Started(entry.sandbox, since) for entry in context.started]
     readiness = load.wait_all_ready(context.deployment, again, timeout=float(seconds))
-    if not all(r.ready for r in readiness):
-        view = load.network_view(context.deployment)
-        context.evidence(evidence.mapping("The sandbox network", view))
+    _attach_network_views(context, readiness)
     context.evidence(
         evidence.table(
             "Ready again, from the SIGTERM",

@@ -32,6 +32,7 @@ __all__ = [
     "Stopped",
     "endpoints",
     "network_view",
+    "sandbox_network",
     "restart_gateway",
     "retry_schedule",
     "sessions",
@@ -60,6 +61,7 @@ class Readiness:
     sandbox: Sandbox
     seconds: float | None
     cause: str | None = None
+    network: Mapping[str, object] | None = None
 
     @property
     def ready(self) -> bool:
@@ -99,19 +101,31 @@ def start_at_once(
 
 
 def wait_all_ready(
-    deployment: Deployment, started: Sequence[Started], *, timeout: float
+    deployment: Deployment,
+    started: Sequence[Started],
+    *,
+    timeout: float,
+    look_after: float = 5.0,
 ) -> list[Readiness]:
     """Each sandbox's time from ``since`` until the SDK first saw it READY.
 
-    A sandbox in phase ERROR (its container exited) is not waited for.
+    A sandbox in phase ERROR (its container exited) is not waited for. One
+    still not ready after ``look_after`` seconds has its network looked at
+    then, while its container still runs, for the report.
     """
     ready_phase = openshell_pb2.SANDBOX_PHASE_READY
     error_phase = openshell_pb2.SANDBOX_PHASE_ERROR
     client = deployment.client()
     seen: dict[str, float] = {}
     failed: set[str] = set()
+    views: dict[str, Mapping[str, object]] = {}
+    began = time.monotonic()
 
     def all_settled() -> bool | None:
+        if not views and time.monotonic() - began >= look_after:
+            for entry in started:
+                if entry.sandbox.id not in seen:
+                    views[entry.sandbox.id] = sandbox_network(deployment, entry.sandbox)
         for entry in started:
             if entry.sandbox.id in seen or entry.sandbox.id in failed:
                 continue
@@ -123,19 +137,67 @@ def wait_all_ready(
         return True if len(seen) + len(failed) == len(started) else None
 
     poll(all_settled, timeout=timeout, ceiling=0.2)
-    return [_readiness(deployment, entry, seen) for entry in started]
+    return [_readiness(deployment, entry, seen, views) for entry in started]
 
 
 def _readiness(
-    deployment: Deployment, entry: Started, seen: Mapping[str, float]
+    deployment: Deployment,
+    entry: Started,
+    seen: Mapping[str, float],
+    views: Mapping[str, Mapping[str, object]],
 ) -> Readiness:
-    if entry.sandbox.id in seen:
-        return Readiness(entry.sandbox, seen[entry.sandbox.id])
+    sandbox = entry.sandbox
+    if sandbox.id in seen:
+        return Readiness(sandbox, seen[sandbox.id])
+    network = views.get(sandbox.id)
     try:
-        deployment.wait_ready(entry.sandbox, timeout=0.1, diagnose_after=0.0)
+        deployment.wait_ready(sandbox, timeout=0.1, diagnose_after=0.0)
     except SandboxNotReady as exc:
-        return Readiness(entry.sandbox, None, str(exc))
-    return Readiness(entry.sandbox, None, "ready only after the deadline")
+        return Readiness(sandbox, None, str(exc), network)
+    return Readiness(sandbox, None, "ready only after the deadline", network)
+
+
+# Read from inside the sandbox: its link's peer index on the host, its MAC,
+# its ARP table and routes, and the TCP sockets it holds (state 02: SYN_SENT).
+_INSIDE = (
+    "for f in /sys/class/net/eth0/iflink /sys/class/net/eth0/address "
+    "/sys/class/net/eth0/operstate /proc/net/arp /proc/net/route; "
+    'do echo "# $f"; cat "$f"; done; echo "# /proc/net/tcp"; '
+    "grep -v local_address /proc/net/tcp"
+)
+
+
+def sandbox_network(deployment: Deployment, sandbox: Sandbox) -> dict[str, object]:
+    """One sandbox's link as the container and the host each see it."""
+    inspect = deployment.container(sandbox)
+    if inspect is None:
+        return {"container": "(none)"}
+    attached = (inspect.get("NetworkSettings") or {}).get("Networks") or {}
+    view: dict[str, object] = {
+        "container": inspect.get("Name", ""),
+        "state": inspect["State"].get("Status"),
+        "address": {
+            name: f"{net.get('IPAddress')} {net.get('MacAddress')}"
+            for name, net in attached.items()
+        },
+    }
+    try:
+        _, output = deployment.podman.exec(inspect["Id"], ["/bin/sh", "-c", _INSIDE])
+    except AcceptanceError as exc:
+        view["inside"] = [f"cannot look inside: {exc}"]
+        return view
+    inside = output.splitlines()
+    view["inside"] = inside
+    peer = inside[1].strip() if len(inside) > 1 else ""
+    links = _host_command(["ip", "-o", "link"])
+    view["host link of its peer"] = [
+        line for line in links if peer and line.startswith(f"{peer}:")
+    ]
+    for net in attached.values():
+        address = net.get("IPAddress")
+        if address:
+            view["host neighbour"] = _host_command(["ip", "neigh", "show", address])
+    return view
 
 
 def endpoints(deployment: Deployment, sandboxes: Sequence[Sandbox]) -> dict[str, str]:
@@ -174,6 +236,12 @@ def network_view(deployment: Deployment) -> dict[str, object]:
         "shared addresses": sorted(a for a, names in holders.items() if len(names) > 1),
         "host neighbours": _host_command(["ip", "neigh", "show", "dev", str(bridge)]),
         "host routes": _host_command(["ip", "-4", "route"]),
+        "bridge link": _host_command(["ip", "-o", "link", "show", str(bridge)]),
+        "bridge local addresses": [
+            line
+            for line in _host_command(["bridge", "fdb", "show", "br", str(bridge)])
+            if "permanent" in line
+        ],
         "bridge ports": _host_command(
             ["ip", "-br", "link", "show", "master", str(bridge)]
         ),

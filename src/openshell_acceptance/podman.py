@@ -593,8 +593,14 @@ class PodmanService:
         """The container's stdout and stderr: the last ``tail`` lines, bounded."""
         with self._api(f"read logs of {container}"):
             try:
-                frames = self.client().containers.get(container).logs(
-                    stdout=True, stderr=True, tail=tail if tail is not None else "all"
+                frames = (
+                    self.client()
+                    .containers.get(container)
+                    .logs(
+                        stdout=True,
+                        stderr=True,
+                        tail=tail if tail is not None else "all",
+                    )
                 )
             except podman.errors.NotFound:
                 raise ContainerNotFound(f"no container {container}") from None
@@ -608,9 +614,7 @@ class PodmanService:
         with self._api(f"exec in {container}"):
             try:
                 handle = self.client().containers.get(container)
-                code, (out, err) = handle.exec_run(
-                    list(command), user=user, demux=True
-                )
+                code, (out, err) = handle.exec_run(list(command), user=user, demux=True)
             except podman.errors.NotFound:
                 raise ContainerNotFound(f"no container {container}") from None
         output = (out or b"") + (err or b"")
@@ -974,14 +978,34 @@ def _dead_socket_message(socket_path: str) -> str:
 
 
 def _end(popen: subprocess.Popen[bytes]) -> None:
-    if popen.poll() is not None:
-        return
-    popen.send_signal(signal.SIGTERM)
+    """End the service and every process of the session it was started in.
+
+    Rootless Podman re-executes itself to join its user namespace, so the
+    process that serves can be a child of the one the suite started; both
+    stay in the session (and process group) the suite made for them.
+    """
+    group = popen.pid
+    _signal_group(group, signal.SIGTERM)
     try:
         popen.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        popen.kill()
+        _signal_group(group, signal.SIGKILL)
         popen.wait(timeout=5)
+    if poll(lambda: None if _group_alive(group) else True, timeout=10) is None:
+        _signal_group(group, signal.SIGKILL)
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signum)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _start_time(pid: int) -> int | None:
@@ -1015,4 +1039,3 @@ def _missing_ok() -> Iterator[None]:
         yield
     except podman.errors.NotFound:
         pass
-

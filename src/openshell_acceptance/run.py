@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from . import leftovers
+from . import bridge, leftovers
 from .deployment import Deployment
 from .image import ensure_sandbox_image
 from .podman import (
@@ -38,6 +38,7 @@ class SuiteRun:
         self.network_name = f"{NETWORK_PREFIX}{self.id[:12]}"
         self.podman: PodmanService | None = None
         self.target: Target | None = None
+        self.anchor: bridge.Anchor | None = None
         self._scenarios = 0
 
     def start(self) -> SuiteRun:
@@ -61,6 +62,14 @@ class SuiteRun:
         self.podman.create_network(
             self.network_name,
             labels={MANAGED_LABEL: "true", RUN_LABEL: self.id, OWNER_LABEL: owner_id()},
+        )
+        assert target.sandbox_image is not None
+        self.anchor = bridge.anchor_network(
+            self.podman,
+            self.network_name,
+            image=target.sandbox_image,
+            name=f"{self.network_name}-anchor",
+            labels={RUN_LABEL: self.id, OWNER_LABEL: owner_id()},
         )
         return self
 

@@ -142,6 +142,10 @@ class BridgeRelay:
             return
         upstream.settimeout(None)
         downstream.settimeout(None)
+        # TLS records pass through in small writes; Nagle's algorithm would
+        # hold each one back for the peer's delayed ACK.
+        for side in (downstream, upstream):
+            side.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         pair = _Pair(downstream, upstream)
         with self._lock:
             stopping = self._stopping.is_set()

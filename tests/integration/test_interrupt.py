@@ -23,6 +23,7 @@ import pytest
 from openshell_acceptance import leftovers
 from openshell_acceptance._wait import poll
 from openshell_acceptance.podman import (
+    MANAGED_LABEL,
     OWNER_LABEL,
     HostFacts,
     decide_containers_conf,
@@ -40,9 +41,12 @@ EXIT_WITHIN = 120.0
 
 
 def _podman_names(kind: str, owner: str) -> list[str]:
+    """Containers, sandbox containers only, or networks carrying the owner label."""
     label = f"label={OWNER_LABEL}={owner}"
-    if kind == "container":
+    if kind in ("container", "sandbox"):
         argv = ["podman", "ps", "-a", "--filter", label, "--format", "{{.Names}}"]
+        if kind == "sandbox":
+            argv += ["--filter", f"label={MANAGED_LABEL}=true"]
     else:
         argv = ["podman", "network", "ls", "--filter", label, "--format", "{{.Name}}"]
     result = subprocess.run(
@@ -65,7 +69,7 @@ def _up(run, owner: str) -> tuple[Path, list[leftovers.MarkedProcess]]:
     def sandbox_up() -> tuple[Path, list[leftovers.MarkedProcess]] | None:
         assert run.process.poll() is None, run.text()
         root = _root_of(run.tmpdir, owner)
-        if root is None or not _podman_names("container", owner):
+        if root is None or not _podman_names("sandbox", owner):
             return None
         processes = leftovers.marked_processes(root)
         gateways = [p for p in processes if _is_gateway(p)]
@@ -138,7 +142,7 @@ def test_a_killed_run_is_cleaned_up_by_the_next_run(behave) -> None:
         root, processes = _up(killed, owner)
         os.kill(killed.pid, signal.SIGKILL)
         assert killed.wait(EXIT_WITHIN) == -signal.SIGKILL
-        assert _podman_names("container", owner), "the killed run left no container"
+        assert _podman_names("sandbox", owner), "the killed run left no sandbox"
         assert [p for p in processes if p.alive], "the killed run left no process"
 
         started = time.monotonic()

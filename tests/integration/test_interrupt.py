@@ -33,7 +33,7 @@ from openshell_acceptance.podman import (
 pytestmark = pytest.mark.podman
 
 # A scenario that keeps its sandbox for several seconds, so the signal lands
-# while the gateway, the Podman service and a container are all up.
+# after the gateway, the Podman service and a sandbox container have all been up.
 WITH_SANDBOX = "A supervisor whose gateway is gone retries with growing intervals"
 WITHOUT_SANDBOX = "The gateway certificate covers every name and address"
 UP_WITHIN = 180.0
@@ -64,20 +64,29 @@ def _root_of(tmpdir: Path, owner: str) -> Path | None:
 
 
 def _up(run, owner: str) -> tuple[Path, list[leftovers.MarkedProcess]]:
-    """The run's directory and processes, once its sandbox container exists."""
+    """The run's directory, once its sandbox container exists, and every
+    process of the run seen until then.
 
-    def sandbox_up() -> tuple[Path, list[leftovers.MarkedProcess]] | None:
+    The scenario stops its gateway soon after the sandbox is ready, so the
+    gateway and the sandbox may never be seen at the same moment; the
+    processes are gathered over the whole wait instead.
+    """
+    seen: dict[tuple[int, int], leftovers.MarkedProcess] = {}
+
+    def sandbox_up() -> Path | None:
         assert run.process.poll() is None, run.text()
         root = _root_of(run.tmpdir, owner)
-        if root is None or not _podman_names("sandbox", owner):
+        if root is None:
             return None
-        processes = leftovers.marked_processes(root)
-        gateways = [p for p in processes if _is_gateway(p)]
-        return (root, processes) if gateways else None
+        for process in leftovers.marked_processes(root):
+            seen[(process.pid, process.started)] = process
+        if not any(_is_gateway(p) for p in seen.values()):
+            return None
+        return root if _podman_names("sandbox", owner) else None
 
-    found = poll(sandbox_up, timeout=UP_WITHIN, ceiling=0.5)
-    assert found is not None, f"no sandbox within {UP_WITHIN:.0f}s:\n{run.text()}"
-    return found
+    root = poll(sandbox_up, timeout=UP_WITHIN, ceiling=0.5)
+    assert root is not None, f"no sandbox within {UP_WITHIN:.0f}s:\n{run.text()}"
+    return root, list(seen.values())
 
 
 def _is_gateway(process: leftovers.MarkedProcess) -> bool:

@@ -57,7 +57,6 @@ import tomli_w
 
 from openshell_acceptance import AcceptanceError, Deployment, Sandbox, SuiteRun
 from openshell_acceptance._wait import poll
-from openshell_acceptance.deployment import WORKSPACE
 from openshell_acceptance.image import Recipe, build_sandbox_image
 from openshell_acceptance.podman import OWNER_LABEL, RUN_LABEL, owner_id
 from openshell_acceptance.probes import EMPTY_SETTINGS_FRAME, HTTP2_PREFACE
@@ -349,13 +348,7 @@ def _started_offset(
 
 def delete_sandboxes(deployment: Deployment, sandboxes: Sequence[Sandbox]) -> None:
     """Delete through the gateway, then wait until no container is left."""
-    client = deployment.client()
-
-    def delete(sandbox: Sandbox) -> None:
-        client.delete(sandbox.name, workspace=WORKSPACE, allow_missing=True)
-
-    with futures.ThreadPoolExecutor(max_workers=max(1, len(sandboxes))) as pool:
-        list(pool.map(delete, sandboxes))
+    deployment.delete_sandboxes(sandboxes)
     gone = poll(
         lambda: True if not deployment.managed_containers() else None,
         timeout=DRAIN_TIMEOUT,

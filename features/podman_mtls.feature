@@ -353,7 +353,7 @@ Feature: Mutual TLS between the gateway and the supervisor in each Podman sandbo
     @only.with_target=reference
     Scenario: A supervisor whose gateway is gone retries with growing intervals, then gives up at its bound
       Given a Podman gateway with mTLS
-      And a sandbox whose supervisor is connected and gives up reconnecting after 8 seconds
+      And a sandbox whose supervisor is connected and gives up reconnecting after 4 seconds
       When the gateway stops for good
       Then the supervisor logs each retry, at intervals that grow
       And it stops retrying at its bound and exits, naming the cause in its last line

@@ -99,9 +99,7 @@ def test_limits_at_podmans_default_need_no_adaptation() -> None:
 def test_nproc_is_capped_by_the_hard_limit_when_pid_max_is_larger() -> None:
     facts = HostFacts("v2", None, None, 50000, 4194304, False)
     conf = decide_containers_conf(facts)
-    assert conf.adaptations == (
-        "default_ulimits nproc=50000:50000 (hard limit 50000)",
-    )
+    assert conf.adaptations == ("default_ulimits nproc=50000:50000 (hard limit 50000)",)
     assert "engine" not in tomllib.loads(conf.text)
 
 

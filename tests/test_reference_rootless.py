@@ -126,10 +126,17 @@ class _Client:
         self.rootless = rootless
         self.networks = SimpleNamespace(get=lambda name: _Network())
 
-    def version(self) -> dict:
-        return {"Version": "4.3.1"}
+        self.api = SimpleNamespace(get=self._get)
+        self.asked_for_info = 0
+
+    def _get(self, path: str, compatible: bool = False) -> SimpleNamespace:
+        assert (path, compatible) == ("/_ping", True)
+        return SimpleNamespace(
+            headers={"Libpod-Api-Version": "4.3.1"}, raise_for_status=lambda: None
+        )
 
     def info(self) -> dict:
+        self.asked_for_info += 1
         return {"host": {"security": {"rootless": self.rootless}}}
 
 
@@ -143,11 +150,25 @@ def socket_path(tmp_path: Path):
     listener.close()
 
 
+def _socket_owned_by(monkeypatch: pytest.MonkeyPatch, path: Path, uid: int) -> None:
+    """Make ``path`` look owned by ``uid``, as the service that made it would."""
+    real_stat = Path.stat
+
+    def stat(self: Path, *args, **kwargs):
+        found = real_stat(self, *args, **kwargs)
+        if self == path:
+            return SimpleNamespace(st_uid=uid, st_mode=found.st_mode)
+        return found
+
+    monkeypatch.setattr(Path, "stat", stat)
+
+
 @pytest.mark.parametrize("rootless", [True, False])
 def test_the_driver_points_both_aliases_where_sandboxes_reach_the_host(
     socket_path: Path, monkeypatch: pytest.MonkeyPatch, rootless: bool
 ):
     monkeypatch.setattr(driver_module, "rootless_host_address", lambda: "192.0.2.2")
+    _socket_owned_by(monkeypatch, socket_path, 1000 if rootless else 0)
     config = PodmanConfig(
         socket_path=socket_path,
         network_name="osa-net",
@@ -157,7 +178,7 @@ def test_the_driver_points_both_aliases_where_sandboxes_reach_the_host(
         config, selinux=False, client_factory=lambda **_: _Client(rootless)
     )
 
-    driver.connect()
+    assert driver.connect() == "4.3.1"
     network = driver.ensure_network()
     hosts = driver.spec_for(REQUEST).extra_hosts
 
@@ -222,3 +243,33 @@ def test_the_template_asks_the_driver_for_user_namespaces(asked: bool):
     service.CreateSandbox(request, context=None)
 
     assert driver.requests[-1].user_namespaces is asked
+
+
+@pytest.mark.parametrize(
+    ("owner", "podman_says", "rootless", "asked"),
+    [
+        # A socket root owns was made by a rootful service: Podman is not asked.
+        (0, True, False, 0),
+        # Of another owner, Podman's own word decides, either way.
+        (1000, False, False, 1),
+        (1000, True, True, 1),
+    ],
+    ids=["root-owned", "user-owned-rootful", "user-owned-rootless"],
+)
+def test_the_socket_owner_or_podman_itself_tells_whether_podman_is_rootless(
+    socket_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    owner: int,
+    podman_says: bool,
+    rootless: bool,
+    asked: int,
+):
+    client = _Client(rootless=podman_says)
+    _socket_owned_by(monkeypatch, socket_path, owner)
+    config = PodmanConfig(socket_path=socket_path, network_name="osa-net")
+    driver = PodmanDriver(config, selinux=False, client_factory=lambda **_: client)
+
+    driver.connect()
+
+    assert driver.rootless is rootless
+    assert client.asked_for_info == asked

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
+import signal
 import socket
 import struct
 from collections.abc import Mapping
@@ -108,6 +109,8 @@ def anchor_network(
             labels=dict(labels),
             network_mode="bridge",
             networks={network: {}},
+            # It holds no state: removal need not wait for a SIGTERM it ignores.
+            stop_signal=int(signal.SIGKILL),
         )
         container.start()
     except Exception as exc:  # podman-py raises requests' and its own errors

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -337,7 +338,7 @@ class Deployment:
         self,
         sandbox: Sandbox,
         timeout: float = 60.0,
-        diagnose_after: float = 3.0,
+        diagnose_after: float = 1.0,
         inspect_every: float = 0.5,
     ) -> SandboxRef:
         """The sandbox once ready; otherwise SandboxNotReady with a one-line cause.
@@ -467,6 +468,26 @@ class Deployment:
 
     # Teardown
 
+    def delete_sandboxes(self, sandboxes: Sequence[Sandbox] | None = None) -> None:
+        """Delete sandboxes through the gateway, all at once.
+
+        Each deletion waits for Podman to stop and remove a container; done
+        one after another, a scenario with many sandboxes pays for each.
+        A sandbox the gateway no longer knows, or a refused call, is left to
+        the removal by label that follows in ``close``.
+        """
+        chosen = list(self.sandboxes if sandboxes is None else sandboxes)
+        if not chosen:
+            return
+        client = self.client()
+
+        def delete(sandbox: Sandbox) -> None:
+            with contextlib.suppress(grpc.RpcError):
+                client.delete(sandbox.name, workspace=WORKSPACE, allow_missing=True)
+
+        with futures.ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+            list(pool.map(delete, chosen))
+
     def close(self) -> None:
         """Delete sandboxes, stop the gateway, remove what is left of them."""
         if (
@@ -474,9 +495,7 @@ class Deployment:
             and self.gateway
             and self.gateway.returncode is None
         ):
-            for sandbox in self.sandboxes:
-                with contextlib.suppress(grpc.RpcError):
-                    self._client.delete(sandbox.name, workspace=WORKSPACE)
+            self.delete_sandboxes()
         if self._client is not None:
             self._client.close()
         if self.gateway is not None:

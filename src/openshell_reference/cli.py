@@ -14,10 +14,9 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
-from .certs import generate_certs, load_server_tls
 from .config import (
     SETTINGS,
     GatewayConfig,
@@ -25,9 +24,11 @@ from .config import (
     load_config_file,
     resolve_gateway_config,
 )
-from .driver import PodmanDriver
 from .errors import GatewayError
 from .logs import configure_logging, event
+
+if TYPE_CHECKING:
+    from .driver import PodmanDriver
 
 __all__ = ["build_parser", "main"]
 
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _generate_certs(args: argparse.Namespace) -> int:
+    from .certs import generate_certs
+
     outcome = generate_certs(args.output_dir, args.server_san)
     files = outcome.files
     names = ", ".join(files.relative(path) for path in files.all())
@@ -126,8 +129,7 @@ def _generate_certs(args: argparse.Namespace) -> int:
         )
     else:
         print(
-            f"{files.root} already holds a complete PKI ({names}); "
-            "skipping generation"
+            f"{files.root} already holds a complete PKI ({names}); skipping generation"
         )
     return EXIT_OK
 
@@ -171,6 +173,11 @@ def _announce(config: GatewayConfig, driver: PodmanDriver) -> None:
 
 
 def _serve(config: GatewayConfig) -> int:
+    # Imported once the configuration holds: a refusal of it exits without
+    # loading cryptography, podman-py or gRPC.
+    from .certs import load_server_tls
+    from .driver import PodmanDriver
+
     tls = None
     if not config.disable_tls:
         assert config.tls_cert is not None and config.tls_key is not None

@@ -502,16 +502,34 @@ class PodmanDriver:
             base_url=self.socket_url, timeout=PODMAN_TIMEOUT_SECS
         )
         try:
-            version = self._client.version()
-            info = self._client.info()
+            # /_ping answers at once with the version in a header, where
+            # /version and /info gather host facts for a few tenths of a
+            # second each, on every gateway start.
+            answer = self._client.api.get("/_ping", compatible=True)
+            answer.raise_for_status()
+            self.rootless = self._is_rootless(path)
         except _PODMAN_ERRORS as error:
             raise PodmanUnavailableError(
                 f"Podman API socket {path} (from {origin}) does not answer the "
                 f"API: {_api_message(error)}; {hint}"
             ) from None
+        return str(answer.headers.get("Libpod-Api-Version") or "unknown")
+
+    def _is_rootless(self, path: Path) -> bool:
+        """Whether the Podman behind ``path`` runs rootless.
+
+        A socket that root owns was made by a rootful service; only for one of
+        another owner is Podman asked, since a rootful service's socket may
+        also have been handed to another user.
+        """
+        try:
+            if path.stat().st_uid == 0:
+                return False
+        except OSError:
+            pass
+        info = self._client.info()
         security = (info.get("host") or {}).get("security") or {}
-        self.rootless = bool(security.get("rootless"))
-        return str(version.get("Version", "unknown"))
+        return bool(security.get("rootless"))
 
     def ensure_network(self) -> NetworkInfo:
         """Find the sandbox network, or create it, and read its host address."""

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent import futures
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -585,12 +586,18 @@ def analyse(
                 binary, "-r", str(pcap), "-Y", f"sll.ifindex == {interface_index}",
                 "-F", "pcap", "-w", str(source),
             )  # fmt: skip
-        rows = _fields(binary, source, port, "tls", f"tcp.port == {port}", _FIELDS)
-        http2 = _fields(
-            binary, source, port, "http2",
-            f"tcp.port == {port} && (http2.magic || http2.headers.path)",
-            _HTTP2_FIELDS,
-        )  # fmt: skip
+        # Two readings of the same file, one per dissector: each tshark spends
+        # most of its time loading, so they run side by side.
+        with futures.ThreadPoolExecutor(max_workers=2) as pool:
+            tls_rows = pool.submit(
+                _fields, binary, source, port, "tls", f"tcp.port == {port}", _FIELDS
+            )
+            http2_rows = pool.submit(
+                _fields, binary, source, port, "http2",
+                f"tcp.port == {port} && (http2.magic || http2.headers.path)",
+                _HTTP2_FIELDS,
+            )  # fmt: skip
+            rows, http2 = tls_rows.result(), http2_rows.result()
 
     sides: dict[tuple[int, bool], _Side] = {}
     ends: dict[int, tuple[str, str]] = {}

@@ -711,9 +711,7 @@ class PodmanService:
         Rootless Podman keeps its bridges in a network namespace of its own,
         not in the host's.
         """
-        with self._api("read podman info"):
-            info = self.client().info()
-        return bool(info.get("host", {}).get("security", {}).get("rootless"))
+        return self.lane().rootless
 
     def image_exists(self, reference: str) -> bool:
         with self._api(f"look up image {reference}"):

@@ -170,8 +170,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.fixture(scope="module")
-def tls_flights(pki: Pki) -> list[Flight]:
-    return _tls_conversation(pki)
+def tls_flights(pki: Pki, mtls_contexts) -> list[Flight]:
+    return _tls_conversation(mtls_contexts(pki))
 
 
 @pytest.fixture(scope="module")
@@ -193,19 +193,13 @@ def plaintext_summary(
 
 
 def _tls_conversation(
-    pki: Pki,
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
     *,
     server_name: str = HOST_ALIAS,
     version: ssl.TLSVersion | None = None,
 ) -> list[Flight]:
     """The TLS records of a mutual TLS handshake, then encrypted HTTP/2."""
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(pki.server_cert, pki.server_key)
-    server_context.load_verify_locations(pki.ca_cert)
-    server_context.verify_mode = ssl.CERT_REQUIRED
-    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client_context.load_verify_locations(pki.ca_cert)
-    client_context.load_cert_chain(pki.client_cert, pki.client_key)
+    server_context, client_context = contexts
     client_context.check_hostname = False
     if version is not None:
         for context in (server_context, client_context):
@@ -320,16 +314,16 @@ def test_a_tls_capture_fails_the_plaintext_contrast(tls_summary):
     )
 
 
-def test_tls_1_2_is_named_and_accepted(tmp_path, pki):
-    flights = _tls_conversation(pki, version=ssl.TLSVersion.TLSv1_2)
+def test_tls_1_2_is_named_and_accepted(tmp_path, pki, mtls_contexts):
+    flights = _tls_conversation(mtls_contexts(pki), version=ssl.TLSVersion.TLSv1_2)
     summary = analyse(_pcap(tmp_path / "tls12.pcap", _tcp_session(flights)), port=PORT)
 
     assert summary.connections[0].version_name == "TLS 1.2"
     assert_that(summary, negotiates_at_least())
 
 
-def test_a_version_older_than_tls_1_2_fails(tmp_path, pki):
-    flights = _tls_conversation(pki, version=ssl.TLSVersion.TLSv1_2)
+def test_a_version_older_than_tls_1_2_fails(tmp_path, pki, mtls_contexts):
+    flights = _tls_conversation(mtls_contexts(pki), version=ssl.TLSVersion.TLSv1_2)
     older = _older_server_hello(flights, b"\x03\x02")
     summary = analyse(_pcap(tmp_path / "tls11.pcap", _tcp_session(older)), port=PORT)
 
@@ -337,8 +331,10 @@ def test_a_version_older_than_tls_1_2_fails(tmp_path, pki):
     assert_that(_mismatch(negotiates_at_least(), summary), contains_string("TLS 1.1"))
 
 
-def test_another_server_name_fails(tmp_path, pki):
-    flights = _tls_conversation(pki, server_name="host.openshell.internal")
+def test_another_server_name_fails(tmp_path, pki, mtls_contexts):
+    flights = _tls_conversation(
+        mtls_contexts(pki), server_name="host.openshell.internal"
+    )
     summary = analyse(_pcap(tmp_path / "sni.pcap", _tcp_session(flights)), port=PORT)
 
     assert_that(summary, is_not(opens_with_client_hello(HOST_ALIAS)))

@@ -195,19 +195,6 @@ def test_a_key_file_is_not_described(pki: Pki) -> None:
 # The material works for mutual TLS
 
 
-def _contexts(
-    pki: Pki, client_cert: Path, client_key: Path
-) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(pki.server_cert, pki.server_key)
-    server.load_verify_locations(pki.ca_cert)
-    server.verify_mode = ssl.CERT_REQUIRED
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client.load_verify_locations(pki.ca_cert)
-    client.load_cert_chain(client_cert, client_key)
-    return server, client
-
-
 def _handshake(
     server: ssl.SSLContext, client: ssl.SSLContext, server_hostname: str
 ) -> dict:
@@ -242,9 +229,9 @@ def _handshake(
     "name", ["host.openshell.internal", "host.containers.internal", "127.0.0.1"]
 )
 def test_mutual_tls_succeeds_on_every_name_the_supervisor_dials(
-    pki: Pki, name: str
+    pki: Pki, mtls_contexts, name: str
 ) -> None:
-    seen = _handshake(*_contexts(pki, pki.client_cert, pki.client_key), name)
+    seen = _handshake(*mtls_contexts(pki), name)
     assert seen.get("reply") == b"ok", seen
     assert seen["peer"] == {
         "commonName": "openshell-client",
@@ -252,19 +239,19 @@ def test_mutual_tls_succeeds_on_every_name_the_supervisor_dials(
     }
 
 
-def test_a_name_missing_from_the_sans_fails_the_handshake(pki: Pki) -> None:
-    seen = _handshake(
-        *_contexts(pki, pki.client_cert, pki.client_key), "gateway.example"
-    )
+def test_a_name_missing_from_the_sans_fails_the_handshake(
+    pki: Pki, mtls_contexts
+) -> None:
+    seen = _handshake(*mtls_contexts(pki), "gateway.example")
     assert isinstance(seen.get("client_error"), ssl.SSLCertVerificationError), seen
     assert "gateway.example" in str(seen["client_error"])
 
 
 def test_a_client_certificate_from_another_ca_is_refused(
-    pki: Pki, tmp_path: Path
+    pki: Pki, mtls_contexts, tmp_path: Path
 ) -> None:
     foreign = create_foreign_ca(tmp_path / "foreign")
     cert, key = issue_client_certificate(foreign, tmp_path / "client")
-    seen = _handshake(*_contexts(pki, cert, key), "host.openshell.internal")
+    seen = _handshake(*mtls_contexts(pki, cert, key), "host.openshell.internal")
     assert "reply" not in seen, seen
     assert isinstance(seen.get("server_error"), ssl.SSLError), seen

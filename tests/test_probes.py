@@ -40,50 +40,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-# Local servers
-
-
-class LocalServer:
-    """A TCP listener on loopback that hands each connection to ``handle``."""
-
-    def __init__(self, handle: Callable[[socket.socket], None]) -> None:
-        self.handle = handle
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.1)
-        self.port = self.listener.getsockname()[1]
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def _serve(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.settimeout(5.0)
-            try:
-                self.handle(conn)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def __enter__(self) -> LocalServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.stopped.set()
-        self.thread.join(5.0)
-        self.listener.close()
+# What the ``local_server`` fixture's loopback servers do with a connection
 
 
 def _server_context(material: pki.Pki, *, verify: bool) -> ssl.SSLContext:
@@ -179,6 +136,20 @@ def grpc_gateway(suite_pki) -> Iterator[Callable[..., int]]:
         server.stop(None).wait(5.0)
 
 
+def _health_over_http2(
+    port: int, ca: Path, client: pki.Pki | None = None
+) -> probes.TlsSession:
+    """``Health`` over HTTP/2 trusting ``ca``, with ``client``'s certificate if any."""
+    return probes.grpc_over_http2(
+        "127.0.0.1",
+        port,
+        listener.HEALTH_METHOD,
+        ca=ca,
+        cert=client.client_cert if client else None,
+        key=client.client_key if client else None,
+    )
+
+
 def _client(suite_pki, kind: str, tmp_path: Path, foreign) -> tuple:
     if kind == "suite":
         return suite_pki.client_cert, suite_pki.client_key
@@ -204,8 +175,10 @@ def _client(suite_pki, kind: str, tmp_path: Path, foreign) -> tuple:
 # tls_exchange against a server whose TLS library sends alerts
 
 
-def test_a_trusted_client_is_served_and_sees_the_server_certificate(suite_pki):
-    with LocalServer(serving_h2(_server_context(suite_pki, verify=True))) as server:
+def test_a_trusted_client_is_served_and_sees_the_server_certificate(
+    suite_pki, local_server
+):
+    with local_server(serving_h2(_server_context(suite_pki, verify=True))) as server:
         result = probes.tls_exchange(
             "127.0.0.1",
             server.port,
@@ -234,10 +207,10 @@ def test_a_trusted_client_is_served_and_sees_the_server_certificate(suite_pki):
     ],
 )
 def test_a_refused_client_reads_the_server_alert_on_the_first_exchange(
-    suite_pki, foreign, tmp_path, kind, alerts
+    suite_pki, foreign, tmp_path, local_server, kind, alerts
 ):
     cert, key = _client(suite_pki, kind, tmp_path, foreign)
-    with LocalServer(serving_h2(_server_context(suite_pki, verify=True))) as server:
+    with local_server(serving_h2(_server_context(suite_pki, verify=True))) as server:
         result = probes.tls_exchange(
             "127.0.0.1", server.port, ca=suite_pki.ca_cert, cert=cert, key=key
         )
@@ -257,12 +230,12 @@ def test_a_refused_client_reads_the_server_alert_on_the_first_exchange(
     [(False, {probes.CLOSED}), (True, {probes.CLOSED, probes.RESET})],
 )
 def test_a_server_ending_the_session_without_an_alert_is_told_apart(
-    suite_pki, reset, outcomes
+    suite_pki, local_server, reset, outcomes
 ):
     handle = ending_after_handshake(
         _server_context(suite_pki, verify=False), reset=reset
     )
-    with LocalServer(handle) as server:
+    with local_server(handle) as server:
         result = probes.tls_exchange("127.0.0.1", server.port, ca=suite_pki.ca_cert)
 
     assert result.outcome in outcomes, result
@@ -272,8 +245,8 @@ def test_a_server_ending_the_session_without_an_alert_is_told_apart(
         assert_that(result, matches.refused_with_tls_alert())
 
 
-def test_nothing_listening_is_no_tcp_connection(suite_pki):
-    result = probes.tls_exchange("127.0.0.1", _free_port(), ca=suite_pki.ca_cert)
+def test_nothing_listening_is_no_tcp_connection(suite_pki, free_port):
+    result = probes.tls_exchange("127.0.0.1", free_port(), ca=suite_pki.ca_cert)
 
     assert result.outcome == probes.UNREACHABLE and result.stage == probes.AT_CONNECT
     with pytest.raises(AssertionError, match="no TCP connection"):
@@ -281,9 +254,9 @@ def test_nothing_listening_is_no_tcp_connection(suite_pki):
 
 
 def test_a_server_the_client_does_not_trust_fails_on_the_client_side(
-    suite_pki, foreign
+    suite_pki, foreign, local_server
 ):
-    with LocalServer(serving_h2(_server_context(suite_pki, verify=False))) as server:
+    with local_server(serving_h2(_server_context(suite_pki, verify=False))) as server:
         result = probes.tls_exchange("127.0.0.1", server.port, ca=foreign.cert)
 
     assert result.outcome == probes.CLIENT_FAILED
@@ -293,9 +266,11 @@ def test_a_server_the_client_does_not_trust_fails_on_the_client_side(
         assert_that(result, matches.refused_at_handshake())
 
 
-def test_a_server_that_never_answers_times_out_within_the_bound(suite_pki):
+def test_a_server_that_never_answers_times_out_within_the_bound(
+    suite_pki, local_server
+):
     stopped = threading.Event()
-    with LocalServer(silent(stopped)) as server:
+    with local_server(silent(stopped)) as server:
         result = probes.tls_exchange(
             "127.0.0.1", server.port, ca=suite_pki.ca_cert, timeout=0.3
         )
@@ -358,8 +333,8 @@ def test_plaintext_http_reports_a_status_where_one_is_served():
         assert_that(attempt, matches.no_http_response())
 
 
-def test_plaintext_probes_name_a_port_nobody_listens_on():
-    port = _free_port()
+def test_plaintext_probes_name_a_port_nobody_listens_on(free_port):
+    port = free_port()
 
     http = probes.plaintext_http("127.0.0.1", port)
     call = probes.plaintext_grpc_health("127.0.0.1", port, timeout=3.0)
@@ -374,14 +349,7 @@ def test_plaintext_probes_name_a_port_nobody_listens_on():
 def test_grpc_health_over_http2_carries_the_client_certificate(suite_pki, grpc_gateway):
     port = grpc_gateway()
 
-    session = probes.grpc_over_http2(
-        "127.0.0.1",
-        port,
-        listener.HEALTH_METHOD,
-        ca=suite_pki.ca_cert,
-        cert=suite_pki.client_cert,
-        key=suite_pki.client_key,
-    )
+    session = _health_over_http2(port, suite_pki.ca_cert, suite_pki)
 
     assert session.error is None, session.error
     assert session.http_version == "HTTP/2" and session.status_code == 200
@@ -400,9 +368,7 @@ def test_grpc_over_http2_without_a_client_certificate_gets_no_answer(
 ):
     port = grpc_gateway()
 
-    session = probes.grpc_over_http2(
-        "127.0.0.1", port, listener.HEALTH_METHOD, ca=suite_pki.ca_cert
-    )
+    session = _health_over_http2(port, suite_pki.ca_cert)
 
     assert session.error is not None and session.status_code is None
 
@@ -410,14 +376,7 @@ def test_grpc_over_http2_without_a_client_certificate_gets_no_answer(
 def test_grpc_over_http2_reports_a_trailers_only_error(suite_pki, grpc_gateway):
     port = grpc_gateway(refuse=True)
 
-    session = probes.grpc_over_http2(
-        "127.0.0.1",
-        port,
-        listener.HEALTH_METHOD,
-        ca=suite_pki.ca_cert,
-        cert=suite_pki.client_cert,
-        key=suite_pki.client_key,
-    )
+    session = _health_over_http2(port, suite_pki.ca_cert, suite_pki)
 
     assert session.status_code == 200 and session.messages == ()
     assert session.grpc_status == str(grpc.StatusCode.PERMISSION_DENIED.value[0])
@@ -428,14 +387,7 @@ def test_grpc_over_http2_refuses_a_server_outside_the_trusted_ca(
 ):
     port = grpc_gateway()
 
-    session = probes.grpc_over_http2(
-        "127.0.0.1",
-        port,
-        listener.HEALTH_METHOD,
-        ca=foreign.cert,
-        cert=suite_pki.client_cert,
-        key=suite_pki.client_key,
-    )
+    session = _health_over_http2(port, foreign.cert, suite_pki)
 
     assert "CERTIFICATE_VERIFY_FAILED" in (session.error or "")
     assert session.version is None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import socket
-import threading
 import time
 
 import pytest
@@ -15,38 +14,18 @@ from openshell_reference.logs import LogfmtFormatter, configure_logging, event
 from openshell_reference.relay import BridgeRelay, bind_freebind
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture()
-def upstream():
+def upstream(local_server):
     """An upstream that answers each line in upper case, then closes on EOF."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    stop = threading.Event()
 
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            with conn:
-                data = b""
-                while chunk := conn.recv(4096):
-                    data += chunk
-                conn.sendall(data.upper())
+    def answer_in_upper_case(conn: socket.socket) -> None:
+        data = b""
+        while chunk := conn.recv(4096):
+            data += chunk
+        conn.sendall(data.upper())
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield port
-    stop.set()
-    listener.close()
-    thread.join(2)
+    with local_server(answer_in_upper_case) as server:
+        yield server.port
 
 
 def test_bytes_are_relayed_both_ways_and_half_close_is_passed_on(upstream):
@@ -66,7 +45,7 @@ def test_bytes_are_relayed_both_ways_and_half_close_is_passed_on(upstream):
     assert received == payload.upper()
 
 
-def test_an_unreachable_upstream_closes_the_connection(upstream):
+def test_an_unreachable_upstream_closes_the_connection(upstream, free_port):
     dead = free_port()
     relay = BridgeRelay("127.0.0.2", dead, ("127.0.0.1", dead))
     relay.start()
@@ -77,7 +56,7 @@ def test_an_unreachable_upstream_closes_the_connection(upstream):
         relay.close()
 
 
-def test_freebind_listens_on_an_address_the_host_does_not_have_yet():
+def test_freebind_listens_on_an_address_the_host_does_not_have_yet(free_port):
     listener = bind_freebind("192.0.2.1", free_port())
     try:
         assert listener.getsockname()[0] == "192.0.2.1"

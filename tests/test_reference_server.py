@@ -7,7 +7,6 @@ the health listener are exercised without Podman.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -18,19 +17,13 @@ import openshell
 import pytest
 from openshell._proto import datamodel_pb2, openshell_pb2, openshell_pb2_grpc
 
-from openshell_reference.certs import generate_certs, load_server_tls
+from openshell_reference.certs import load_server_tls
 from openshell_reference.driver import ContainerState, SandboxRequest, container_name
 from openshell_reference.errors import ImageUnavailableError, ListenError
 from openshell_reference.server import Gateway, peer_subject
 from openshell_reference.supervisor import Supervisor, settings_from_env
 
 WORKSPACE = "team-a"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class StandInDriver:
@@ -71,27 +64,13 @@ class StandInDriver:
         return self.states.pop(name, None) is not None
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("server") / "pki"
-    generate_certs(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def other_pki(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("other") / "pki"
-    generate_certs(root)
-    return root
-
-
 @pytest.fixture()
 def driver() -> StandInDriver:
     return StandInDriver()
 
 
 @pytest.fixture()
-def gateway(pki, driver):
+def gateway(pki, driver, free_port):
     material = load_server_tls(
         pki / "server/tls.crt", pki / "server/tls.key", pki / "ca.crt"
     )
@@ -410,7 +389,7 @@ def test_the_health_listener_answers_in_plaintext(gateway):
     assert httpx.get(f"{base}/nope").status_code == 404
 
 
-def test_readiness_waits_for_the_gateway_to_start(driver):
+def test_readiness_waits_for_the_gateway_to_start(driver, free_port):
     port, health = free_port(), free_port()
     idle = Gateway(
         bind_address="127.0.0.1",

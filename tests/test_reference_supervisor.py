@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import openshell  # noqa: F401 - the real SDK package, before the supervisor runs
 import pytest
 
-from openshell_reference.certs import generate_certs
 from openshell_reference.supervisor import (
     EnvironmentIncomplete,
     diagnose,
@@ -18,20 +17,6 @@ from openshell_reference.supervisor import (
     parse_endpoint,
     settings_from_env,
 )
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("supervisor") / "pki"
-    generate_certs(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def other_pki(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("supervisor-other") / "pki"
-    generate_certs(root)
-    return root
 
 
 def tls_env(pki: Path, endpoint: str = "https://localhost:1") -> dict[str, str]:
@@ -140,42 +125,20 @@ def test_the_identity_holds_the_files_contents(pki):
 # Diagnoses.
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+def completing_handshakes(pki: Path) -> Callable[[socket.socket], None]:
+    """Complete the handshake as the gateway, then answer with a SETTINGS frame."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki / "server/tls.crt", pki / "server/tls.key")
+
+    def handle(conn: socket.socket) -> None:
+        with context.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(64)
+            tls.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+
+    return handle
 
 
-class TLSServer:
-    """A TLS listener on loopback that completes handshakes and sends a frame."""
-
-    def __init__(self, pki: Path, host: str = "127.0.0.1") -> None:
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(pki / "server/tls.crt", pki / "server/tls.key")
-        self.listener = socket.create_server((host, 0))
-        self.listener.settimeout(5)
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        try:
-            raw, _ = self.listener.accept()
-        except OSError:
-            return
-        try:
-            with self.context.wrap_socket(raw, server_side=True) as tls:
-                tls.recv(64)
-                tls.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self.listener.close()
-        self.thread.join(5)
-
-
-def test_a_closed_port_is_reported_as_connection_refused():
+def test_a_closed_port_is_reported_as_connection_refused(free_port):
     port = free_port()
 
     cause = diagnose(parse_endpoint(f"http://127.0.0.1:{port}"), None)
@@ -189,13 +152,10 @@ def test_a_host_name_that_does_not_resolve_is_reported():
     assert cause.startswith("cannot resolve no-such-host.invalid")
 
 
-def test_an_ip_endpoint_without_an_ip_san_is_a_named_mismatch(pki):
-    server = TLSServer(pki, host="127.0.0.2")
+def test_an_ip_endpoint_without_an_ip_san_is_a_named_mismatch(pki, local_server):
     identity = settings_from_env(tls_env(pki)).identity
-    try:
+    with local_server(completing_handshakes(pki), host="127.0.0.2") as server:
         cause = diagnose(parse_endpoint(f"https://127.0.0.2:{server.port}"), identity)
-    finally:
-        server.close()
 
     assert cause == (
         f"TLS handshake with 127.0.0.2:{server.port} failed: certificate verify "
@@ -203,13 +163,10 @@ def test_an_ip_endpoint_without_an_ip_san_is_a_named_mismatch(pki):
     )
 
 
-def test_a_server_of_another_ca_is_an_unknown_issuer(pki, other_pki):
-    server = TLSServer(other_pki)
+def test_a_server_of_another_ca_is_an_unknown_issuer(pki, other_pki, local_server):
     identity = settings_from_env(tls_env(pki)).identity
-    try:
+    with local_server(completing_handshakes(other_pki)) as server:
         cause = diagnose(parse_endpoint(f"https://localhost:{server.port}"), identity)
-    finally:
-        server.close()
 
     assert cause == (
         f"TLS handshake with localhost:{server.port} failed: certificate verify "
@@ -217,49 +174,33 @@ def test_a_server_of_another_ca_is_an_unknown_issuer(pki, other_pki):
     )
 
 
-def test_a_working_tls_endpoint_has_no_transport_cause(pki):
-    server = TLSServer(pki)
+def test_a_working_tls_endpoint_has_no_transport_cause(pki, local_server):
     identity = settings_from_env(tls_env(pki)).identity
-    try:
+    with local_server(completing_handshakes(pki)) as server:
         cause = diagnose(parse_endpoint(f"https://localhost:{server.port}"), identity)
-    finally:
-        server.close()
 
     assert cause is None
 
 
-def test_plaintext_to_a_tls_listener_says_it_expects_tls(pki):
-    server = TLSServer(pki)
-    try:
+def test_plaintext_to_a_tls_listener_says_it_expects_tls(pki, local_server):
+    with local_server(completing_handshakes(pki)) as server:
         cause = diagnose(parse_endpoint(f"http://127.0.0.1:{server.port}"), None)
-    finally:
-        server.close()
 
     assert cause is not None
     assert "expects TLS" in cause
 
 
-def test_tls_to_a_plaintext_listener_says_it_does_not_speak_tls(pki):
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
+def test_tls_to_a_plaintext_listener_says_it_does_not_speak_tls(pki, local_server):
+    def answer_in_plaintext(conn: socket.socket) -> None:
+        conn.recv(1024)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
 
-    def answer_in_plaintext() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(1024)
-            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
-
-    thread = threading.Thread(target=answer_in_plaintext, daemon=True)
-    thread.start()
     identity = settings_from_env(tls_env(pki)).identity
-    try:
-        cause = diagnose(parse_endpoint(f"https://localhost:{port}"), identity)
-    finally:
-        listener.close()
-        thread.join(5)
+    with local_server(answer_in_plaintext) as server:
+        cause = diagnose(parse_endpoint(f"https://localhost:{server.port}"), identity)
 
     assert cause is not None
-    assert cause.startswith(f"TLS handshake with localhost:{port} failed")
+    assert cause.startswith(f"TLS handshake with localhost:{server.port} failed")
 
 
 # Log lines.

@@ -8,6 +8,7 @@ line must name comes back with it, under the words a reader would use.
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,8 @@ __all__ = ["FAULTS", "BadInput", "prepare", "what_is_left"]
 
 UNKNOWN_KEY = "guest_tls_certificate"
 NEWER_VERSION = 2
+# The gateway's TLS file flags, and the field of ``ServerTls`` each one sets.
+_TLS_FLAGS = {"--tls-cert": "cert", "--tls-key": "key", "--tls-client-ca": "client_ca"}
 
 
 @dataclass
@@ -83,6 +86,29 @@ def what_is_left(deployment: Deployment, bad: BadInput) -> dict[str, list[str]]:
 
 # The faults
 
+_Fault = Callable[[Deployment], BadInput]
+# Spoils one TLS file: its path, and what is wrong with it.
+_Spoil = Callable[[Deployment], tuple[Path, str]]
+
+
+def _tls_file(fault: str, flag: str, named: str) -> Callable[[_Spoil], _Fault]:
+    """Make a fault that gives the gateway's ``flag`` a bad file.
+
+    The decorated function spoils the file and returns its path and what is
+    wrong with it; the refusal must name the path, as ``named`` says.
+    """
+
+    def decorate(spoil: _Spoil) -> _Fault:
+        @functools.wraps(spoil)
+        def spoiled(deployment: Deployment) -> BadInput:
+            path, what = spoil(deployment)
+            _serve_with(deployment, **{_TLS_FLAGS[flag]: path})
+            return BadInput(fault, f"{flag} names {path}, {what}", {named: str(path)})
+
+        return spoiled
+
+    return decorate
+
 
 def _config_not_toml(deployment: Deployment) -> BadInput:
     text = _config_text(_settings(deployment))
@@ -126,25 +152,16 @@ def _config_newer_version(deployment: Deployment) -> BadInput:
     )
 
 
-def _cert_missing(deployment: Deployment) -> BadInput:
-    path = deployment.workdir / "no-such-dir" / "tls.crt"
-    _serve_with(deployment, cert=path)
-    return BadInput(
-        "cert-missing",
-        f"--tls-cert names {path}, where no file exists",
-        {"the certificate path": str(path)},
-    )
+@_tls_file("cert-missing", "--tls-cert", "the certificate path")
+def _cert_missing(deployment: Deployment) -> tuple[Path, str]:
+    return deployment.workdir / "no-such-dir" / "tls.crt", "where no file exists"
 
 
-def _key_unreadable(deployment: Deployment) -> BadInput:
+@_tls_file("key-unreadable", "--tls-key", "the key path")
+def _key_unreadable(deployment: Deployment) -> tuple[Path, str]:
     path = deployment.workdir / "tls.key"
     path.mkdir(mode=0o700)
-    _serve_with(deployment, key=path)
-    return BadInput(
-        "key-unreadable",
-        f"--tls-key names {path}, a directory, which cannot be read as a file",
-        {"the key path": str(path)},
-    )
+    return path, "a directory, which cannot be read as a file"
 
 
 def _key_mismatch(deployment: Deployment) -> BadInput:
@@ -160,38 +177,25 @@ def _key_mismatch(deployment: Deployment) -> BadInput:
     )
 
 
-def _cert_not_pem(deployment: Deployment) -> BadInput:
+@_tls_file("cert-not-pem", "--tls-cert", "the certificate file")
+def _cert_not_pem(deployment: Deployment) -> tuple[Path, str]:
     pem = _pki(deployment).server_cert.read_bytes()
     der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
     path = deployment.workdir / "server-der.crt"
     path.write_bytes(der)
-    _serve_with(deployment, cert=path)
-    return BadInput(
-        "cert-not-pem",
-        f"--tls-cert names {path}, the gateway certificate in DER form",
-        {"the certificate file": str(path)},
-    )
+    return path, "the gateway certificate in DER form"
 
 
-def _client_ca_leaf(deployment: Deployment) -> BadInput:
-    leaf = _pki(deployment).server_cert
-    _serve_with(deployment, client_ca=leaf)
-    return BadInput(
-        "client-ca-leaf",
-        f"--tls-client-ca names {leaf}, the gateway's own leaf certificate",
-        {"the client CA file": str(leaf)},
-    )
+@_tls_file("client-ca-leaf", "--tls-client-ca", "the client CA file")
+def _client_ca_leaf(deployment: Deployment) -> tuple[Path, str]:
+    return _pki(deployment).server_cert, "the gateway's own leaf certificate"
 
 
-def _cert_empty(deployment: Deployment) -> BadInput:
+@_tls_file("cert-empty", "--tls-cert", "the certificate file")
+def _cert_empty(deployment: Deployment) -> tuple[Path, str]:
     path = deployment.workdir / "empty.crt"
     path.write_bytes(b"")
-    _serve_with(deployment, cert=path)
-    return BadInput(
-        "cert-empty",
-        f"--tls-cert names {path}, an empty file",
-        {"the certificate file": str(path)},
-    )
+    return path, "an empty file"
 
 
 def _port_taken(deployment: Deployment) -> BadInput:
@@ -211,7 +215,7 @@ def _port_taken(deployment: Deployment) -> BadInput:
     )
 
 
-FAULTS: Mapping[str, Callable[[Deployment], BadInput]] = {
+FAULTS: Mapping[str, _Fault] = {
     "config-not-toml": _config_not_toml,
     "config-unknown-key": _config_unknown_key,
     "config-newer-version": _config_newer_version,

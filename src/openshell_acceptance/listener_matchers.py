@@ -94,7 +94,17 @@ def grpc_failure(code: str) -> BaseMatcher[GrpcAttempt]:
     return _GrpcFailure(code)
 
 
-class _RefusedAtHandshake(BaseMatcher[TlsExchange]):
+class _Refusal(BaseMatcher[TlsExchange]):
+    """A refused session; a mismatch tells how the exchange went instead."""
+
+    def describe_mismatch(self, item: TlsExchange, description: Description) -> None:
+        if item.accepted:
+            description.append_text("the server accepted it and sent HTTP/2 SETTINGS")
+            return
+        _exchange(item, description)
+
+
+class _RefusedAtHandshake(_Refusal):
     def _matches(self, item: TlsExchange) -> bool:
         if item.accepted or item.outcome not in _SERVER_ENDINGS:
             return False
@@ -105,19 +115,13 @@ class _RefusedAtHandshake(BaseMatcher[TlsExchange]):
             "a TLS session the server ended before its first HTTP/2 frame"
         )
 
-    def describe_mismatch(self, item: TlsExchange, description: Description) -> None:
-        if item.accepted:
-            description.append_text("the server accepted it and sent HTTP/2 SETTINGS")
-            return
-        _exchange(item, description)
-
 
 def refused_at_handshake() -> BaseMatcher[TlsExchange]:
     """The server, not the network or the client, ended the session unserved."""
     return _RefusedAtHandshake()
 
 
-class _RefusedWithAlert(BaseMatcher[TlsExchange]):
+class _RefusedWithAlert(_Refusal):
     def _matches(self, item: TlsExchange) -> bool:
         return (
             not item.accepted
@@ -127,12 +131,6 @@ class _RefusedWithAlert(BaseMatcher[TlsExchange]):
 
     def describe_to(self, description: Description) -> None:
         description.append_text("a handshake the server refused with a fatal TLS alert")
-
-    def describe_mismatch(self, item: TlsExchange, description: Description) -> None:
-        if item.accepted:
-            description.append_text("the server accepted it and sent HTTP/2 SETTINGS")
-            return
-        _exchange(item, description)
 
 
 def refused_with_tls_alert() -> BaseMatcher[TlsExchange]:

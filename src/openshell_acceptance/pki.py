@@ -206,38 +206,9 @@ def create_pki(
             f"remove the directory to regenerate, or restore the missing files"
         )
 
-    _make_private_dir(pki.root)
-    ca_key = _new_key()
-    ca_cert = _build_ca(ca_key, ca_common_name)
-    _write_pair(pki.ca_cert, pki.ca_key, ca_cert, ca_key)
-
-    _make_private_dir(pki.server_cert.parent)
-    server_key = _new_key()
-    server_cert = _build_leaf(
-        ca_cert,
-        ca_key,
-        server_key,
-        subject=_name(SERVER_COMMON_NAME),
-        usage=ExtendedKeyUsageOID.SERVER_AUTH,
-        sans=tuple(server_sans),
-        not_before=None,
-        not_after=None,
-    )
-    _write_pair(pki.server_cert, pki.server_key, server_cert, server_key)
-
-    _make_private_dir(pki.client_cert.parent)
-    client_key = _new_key()
-    client_cert = _build_leaf(
-        ca_cert,
-        ca_key,
-        client_key,
-        subject=_client_name(CLIENT_COMMON_NAME),
-        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
-        sans=(),
-        not_before=None,
-        not_after=None,
-    )
-    _write_pair(pki.client_cert, pki.client_key, client_cert, client_key)
+    _write_ca(pki.root, ca_common_name)
+    issue_server_certificate(pki, pki.server_cert.parent, sans=tuple(server_sans))
+    issue_client_certificate(pki, pki.client_cert.parent)
     return pki
 
 
@@ -245,13 +216,7 @@ def create_foreign_ca(
     root: str | os.PathLike[str], *, common_name: str = "untrusted-ca"
 ) -> CertificateAuthority:
     """Write a CA the gateway does not trust: ``root/ca.crt`` and ``root/ca.key``."""
-    base = Path(root)
-    _make_private_dir(base)
-    key = _new_key()
-    cert = _build_ca(key, common_name)
-    authority = CertificateAuthority(base / "ca.crt", base / "ca.key")
-    _write_pair(authority.cert, authority.key, cert, key)
-    return authority
+    return _write_ca(Path(root), common_name)
 
 
 def issue_client_certificate(
@@ -267,19 +232,15 @@ def issue_client_certificate(
     ``not_before`` and ``not_after`` make an expired or not-yet-valid one;
     naming a foreign CA makes one the gateway must refuse.
     """
-    ca_cert, ca_key = _authority(issuer).load()
-    key = _new_key()
-    cert = _build_leaf(
-        ca_cert,
-        ca_key,
-        key,
+    return _issue_leaf(
+        issuer,
+        Path(directory),
         subject=_client_name(common_name),
         usage=ExtendedKeyUsageOID.CLIENT_AUTH,
         sans=(),
         not_before=not_before,
         not_after=not_after,
     )
-    return _write_leaf(Path(directory), cert, key)
 
 
 def issue_server_certificate(
@@ -292,19 +253,15 @@ def issue_server_certificate(
     common_name: str = SERVER_COMMON_NAME,
 ) -> tuple[Path, Path]:
     """Issue a server certificate with exactly ``sans`` into ``directory``."""
-    ca_cert, ca_key = _authority(issuer).load()
-    key = _new_key()
-    cert = _build_leaf(
-        ca_cert,
-        ca_key,
-        key,
+    return _issue_leaf(
+        issuer,
+        Path(directory),
         subject=_name(common_name),
         usage=ExtendedKeyUsageOID.SERVER_AUTH,
         sans=tuple(sans),
         not_before=not_before,
         not_after=not_after,
     )
-    return _write_leaf(Path(directory), cert, key)
 
 
 def describe_certificate(path: str | os.PathLike[str]) -> CertificateSummary:
@@ -503,9 +460,38 @@ def _write_pair(
     _write_file(cert_path, cert.public_bytes(serialization.Encoding.PEM), _CERT_MODE)
 
 
-def _write_leaf(
-    directory: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+def _write_ca(root: Path, common_name: str) -> CertificateAuthority:
+    _make_private_dir(root)
+    key = _new_key()
+    cert = _build_ca(key, common_name)
+    authority = CertificateAuthority(root / "ca.crt", root / "ca.key")
+    _write_pair(authority.cert, authority.key, cert, key)
+    return authority
+
+
+def _issue_leaf(
+    issuer: Pki | CertificateAuthority,
+    directory: Path,
+    *,
+    subject: x509.Name,
+    usage: x509.ObjectIdentifier,
+    sans: Sequence[str],
+    not_before: dt.datetime | None,
+    not_after: dt.datetime | None,
 ) -> tuple[Path, Path]:
+    """Sign a new key with ``issuer`` and write ``directory/tls.crt`` and ``tls.key``."""
+    ca_cert, ca_key = _authority(issuer).load()
+    key = _new_key()
+    cert = _build_leaf(
+        ca_cert,
+        ca_key,
+        key,
+        subject=subject,
+        usage=usage,
+        sans=sans,
+        not_before=not_before,
+        not_after=not_after,
+    )
     _make_private_dir(directory)
     cert_path, key_path = directory / "tls.crt", directory / "tls.key"
     _write_pair(cert_path, key_path, cert, key)

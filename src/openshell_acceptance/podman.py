@@ -17,7 +17,7 @@ import resource
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -746,18 +746,17 @@ class PodmanService:
         targets = list(names)
         if filters:
             targets += self._container_names(filters)
-        removed = []
-        for name in dict.fromkeys(targets):
-            with self._api(f"remove container {name}"), _missing_ok():
-                # The stop timeout bounds how long a container that ignores
-                # SIGTERM (a PID 1 without handlers) delays the cleanup.
-                response = self.client().api.delete(
-                    f"/containers/{name}",
-                    params={"force": True, "v": True, "timeout": stop_timeout},
-                )
-                response.raise_for_status()
-                removed.append(name)
-        return removed
+
+        def remove(name: str) -> None:
+            # The stop timeout bounds how long a container that ignores
+            # SIGTERM (a PID 1 without handlers) delays the cleanup.
+            response = self.client().api.delete(
+                f"/containers/{name}",
+                params={"force": True, "v": True, "timeout": stop_timeout},
+            )
+            response.raise_for_status()
+
+        return self._remove_each("container", targets, remove)
 
     def remove_volumes(
         self, *, label: str | None = None, names: Sequence[str] = ()
@@ -770,12 +769,11 @@ class PodmanService:
             with self._api("list volumes"):
                 found = self.client().volumes.list(filters=[f"label={label}"])
             targets += [volume.name for volume in found]
-        removed = []
-        for name in dict.fromkeys(targets):
-            with self._api(f"remove volume {name}"), _missing_ok():
-                self.client().volumes.remove(name, force=True)
-                removed.append(name)
-        return removed
+        return self._remove_each(
+            "volume",
+            targets,
+            lambda name: self.client().volumes.remove(name, force=True),
+        )
 
     def remove_networks(
         self, *, label: str | None = None, names: Sequence[str] = ()
@@ -786,15 +784,25 @@ class PodmanService:
         targets = list(names)
         if label:
             targets += [attrs["name"] for attrs in self._networks(label)]
-        removed = []
-        for name in dict.fromkeys(targets):
-            with self._api(f"remove network {name}"), _missing_ok():
-                self.client().networks.get(name).remove(force=True)
-                removed.append(name)
-        return removed
+        return self._remove_each(
+            "network",
+            targets,
+            lambda name: self.client().networks.get(name).remove(force=True),
+        )
 
     def remove_network(self, name: str) -> None:
         self.remove_networks(names=[name])
+
+    def _remove_each(
+        self, kind: str, names: Iterable[str], remove: Callable[[str], object]
+    ) -> list[str]:
+        """Remove each name once; one that is already gone is not in the result."""
+        removed = []
+        for name in dict.fromkeys(names):
+            with self._api(f"remove {kind} {name}"), _missing_ok():
+                remove(name)
+                removed.append(name)
+        return removed
 
     def remove_by_label(self, label: str) -> list[str]:
         """Remove containers, then volumes, then networks carrying ``label``."""

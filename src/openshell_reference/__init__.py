@@ -6,41 +6,10 @@ building OpenShell. Run it as ``openshell-reference-gateway``.
 
 from __future__ import annotations
 
-from .errors import (
-    ConfigError,
-    ConfigFileError,
-    ContainerError,
-    DriverError,
-    GatewayError,
-    ImageUnavailableError,
-    ListenError,
-    NetworkError,
-    PartialGuestTLSError,
-    PartialPKIError,
-    PKIError,
-    PodmanUnavailableError,
-    TLSMaterialError,
-    UnknownKeyError,
-    UnsupportedVersionError,
-)
+from . import errors
+from .errors import *  # noqa: F403 - every error, as errors.__all__ lists them
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ConfigError",
-    "ConfigFileError",
-    "ContainerError",
-    "DriverError",
-    "GatewayError",
-    "ImageUnavailableError",
-    "ListenError",
-    "NetworkError",
-    "PKIError",
-    "PartialGuestTLSError",
-    "PartialPKIError",
-    "PodmanUnavailableError",
-    "TLSMaterialError",
-    "UnknownKeyError",
-    "UnsupportedVersionError",
-    "__version__",
-]
+__all__ = ["__version__"]
+__all__ += errors.__all__

@@ -31,6 +31,17 @@ from .errors import (
 )
 from .logs import event
 
+# The variables the driver sets are the ones the supervisor reads; the
+# supervisor is the file that must stand alone, so the names live there.
+from .supervisor import (
+    ENV_ENDPOINT,
+    ENV_SANDBOX,
+    ENV_SANDBOX_ID,
+    ENV_TLS_CA,
+    ENV_TLS_CERT,
+    ENV_TLS_KEY,
+)
+
 __all__ = [
     "BindMount",
     "ContainerSpec",
@@ -78,12 +89,6 @@ _MANAGED_LABELS = (
     LABEL_SANDBOX_WORKSPACE,
 )
 
-ENV_ENDPOINT = "OPENSHELL_ENDPOINT"
-ENV_SANDBOX = "OPENSHELL_SANDBOX"
-ENV_SANDBOX_ID = "OPENSHELL_SANDBOX_ID"
-ENV_TLS_CA = "OPENSHELL_TLS_CA"
-ENV_TLS_CERT = "OPENSHELL_TLS_CERT"
-ENV_TLS_KEY = "OPENSHELL_TLS_KEY"
 ENV_SERVER_NAME = "OPENSHELL_GATEWAY_TLS_SERVER_NAME"
 _REMOVED_ALWAYS = (ENV_SERVER_NAME,)
 _REMOVED_WITHOUT_TLS = (ENV_TLS_CA, ENV_TLS_CERT, ENV_TLS_KEY)

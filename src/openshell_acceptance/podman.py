@@ -58,6 +58,9 @@ __all__ = [
 ]
 
 MANAGED_LABEL = "openshell.managed"
+# How long Podman keeps an API exec session, and its conmon, after the
+# command ends: long enough to read the exit code, which comes at once.
+EXIT_COMMAND_DELAY_SECS = 10
 RUN_LABEL = "openshell-acceptance.run"
 OWNER_LABEL = "openshell-acceptance.owner"
 NETWORK_PREFIX = "openshell-acceptance-"
@@ -217,6 +220,12 @@ def decide_containers_conf(facts: HostFacts) -> PodmanConf:
         containers.append("default_ulimits = [")
         containers.extend(f'  "{limit}",' for limit in ulimits)
         containers.append("]")
+
+    # Not an adaptation, so never the reason to write the file: where it is
+    # written, the conmon of each exec session that came through the API
+    # (each look inside a sandbox) ends seconds after its command instead of
+    # waiting out Podman's default 300 s, which outlived the run.
+    engine.append(f"exit_command_delay = {EXIT_COMMAND_DELAY_SECS}")
 
     lines = ["# The acceptance suite's own settings, used through CONTAINERS_CONF."]
     for table, entries in (("containers", containers), ("engine", engine)):

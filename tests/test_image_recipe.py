@@ -7,11 +7,13 @@ import re
 import shutil
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+import openshell_acceptance.image as image
 from openshell_acceptance.image import (
     RECIPE_DIR,
     AptSource,
@@ -196,3 +198,26 @@ def test_the_wheels_include_every_dependency_they_need() -> None:
             assert requirement.specifier.contains(recipe[needed]), (
                 f"{name} needs {requirement}, recipe pins {recipe[needed]}"
             )
+
+
+def test_a_build_works_below_the_run_directory_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "openshell-acceptance-run" / "podman"
+    used: list[Path] = []
+
+    def fail_after_noting(recipe, target: Path) -> None:
+        used.append(target)
+        target.mkdir()
+        (target / "partial.whl").write_bytes(b"")
+        raise ImageBuildError("pip could not fetch the wheels")
+
+    monkeypatch.setattr(image.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(image, "_install_wheels", fail_after_noting)
+    service = SimpleNamespace(workdir=run_dir)
+
+    with pytest.raises(ImageBuildError, match="could not fetch"):
+        image.build_sandbox_image(service, Recipe.load(), mirrors=["deb x"])
+
+    assert used and used[0].parent.parent == run_dir
+    assert list(run_dir.iterdir()) == []

@@ -20,10 +20,12 @@ import sys
 import tempfile
 import time
 import tomllib
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import leftovers
 from ..podman import PodmanError, PodmanService, PodmanUnavailable
 
 __all__ = [
@@ -189,7 +191,11 @@ def build_sandbox_image(
         parse_apt_sources(read_apt_sources()), recipe.suite, recipe.pockets
     )
 
-    scratch = Path(tempfile.mkdtemp(prefix="openshell-image-"))
+    # Below the run's directory when there is one: what a killed build leaves
+    # there, the next run's sweep of leftovers removes.
+    if service.workdir is not None:
+        service.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="image-build-", dir=service.workdir))
     try:
         wheels = scratch / "wheels"
         _install_wheels(recipe, wheels)
@@ -520,7 +526,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="openshell-image-podman-"))
+    # A run directory of its own, claimed like a suite run's, so that a build
+    # that is killed leaves nothing that the next run does not remove.
+    workdir = Path(tempfile.mkdtemp(prefix=leftovers.ROOT_PREFIX))
+    leftovers.claim_root(workdir, f"image-{uuid.uuid4().hex}")
     try:
         with PodmanService(workdir, socket_path=args.socket).start() as service:
             result = _ensure(service, Recipe.load(), mirrors=args.mirror)

@@ -105,6 +105,30 @@ def test_close_cuts_a_relayed_connection(upstream):
     conn.close()
 
 
+def test_a_relayed_sandbox_connection_is_probed_for_a_peer_that_vanished(upstream):
+    relay = BridgeRelay("127.0.0.2", upstream, ("127.0.0.1", upstream))
+    relay.start()
+    conn = socket.create_connection(("127.0.0.2", upstream), timeout=5)
+    try:
+        deadline = time.monotonic() + 5
+        while not relay._sockets and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (pair,) = relay._sockets.values()
+        downstream = pair.downstream
+
+        def option(level: int, name: int) -> int:
+            return downstream.getsockopt(level, name)
+
+        assert option(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert option(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 10
+        assert option(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 5
+        assert option(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+        assert option(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        conn.close()
+        relay.close(timeout=2)
+
+
 # Log lines.
 
 

@@ -23,6 +23,12 @@ IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 ACCEPT_POLL_SECS = 0.5
 CONNECT_TIMEOUT_SECS = 5.0
 CHUNK = 65536
+# A sandbox removed while connected sends no FIN: its network namespace is
+# gone. Keepalive probes find such a peer dead after about 25 s of silence,
+# which ends its relayed connection and the two threads that carry it.
+KEEPALIVE_IDLE_SECS = 10
+KEEPALIVE_INTERVAL_SECS = 5
+KEEPALIVE_PROBES = 3
 
 
 def bind_freebind(host: str, port: int, backlog: int = 64) -> socket.socket:
@@ -46,6 +52,17 @@ def bind_freebind(host: str, port: int, backlog: int = 64) -> socket.socket:
             f"cannot listen on {host}:{port}: {error.strerror or error}"
         ) from None
     return listener
+
+
+def _keep_alive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_SECS),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_SECS),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+    ):
+        if hasattr(socket, option):  # Linux has all three
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 @dataclass
@@ -146,6 +163,7 @@ class BridgeRelay:
         # hold each one back for the peer's delayed ACK.
         for side in (downstream, upstream):
             side.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _keep_alive(downstream)
         pair = _Pair(downstream, upstream)
         with self._lock:
             stopping = self._stopping.is_set()

@@ -579,7 +579,7 @@ def behave_config(workdir: Path) -> Path:
     """A copy of the project's behave settings that writes reports into ``workdir``."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     settings = dict(project.get("tool", {}).get("behave", {}))
-    formats = list(settings.get("format", ["pretty"]))
+    formats = list(settings.get("format", []))
     settings["paths"] = [str(FEATURE.parent)]
     settings["outfiles"] = [
         str(workdir / f"{i}-{name}.out") for i, name in enumerate(formats)

@@ -88,11 +88,11 @@ class Behave:
 def _write_config(workdir: Path) -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     settings = dict(project["tool"]["behave"])
-    formats = list(settings.get("format", ["pretty"]))
+    formats = list(settings.get("format", []))
     settings["paths"] = [str(FEATURE.parent)]
+    # The console keeps behave's default formatter; the reports go here.
     settings["outfiles"] = [
-        "-" if i == 0 else str(workdir / f"report-{i}-{name}")
-        for i, name in enumerate(formats)
+        str(workdir / f"report-{i}-{name}") for i, name in enumerate(formats)
     ]
     settings["junit_directory"] = str(workdir / "junit")
     (workdir / "pyproject.toml").write_text(

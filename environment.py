@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from pathlib import Path
 
 from behave import fixture, use_fixture
@@ -80,6 +81,7 @@ class Reporting:
         self.attachments_at_step_start = 0
         self.steps_without_evidence: dict[str, str] = {}
         self.key_fingerprints: set[keyscan.Fingerprint] = set()
+        self.started = time.monotonic()
 
 
 def attach(context, item: Evidence) -> None:
@@ -223,6 +225,9 @@ def after_all(context):
     """Leave the run's key fingerprints for the report check; name the reports."""
     context.interrupts.hold()
     reporting = context.reporting
+    # behave's closing "Took" line counts no scenario inside a Rule.
+    seconds = time.monotonic() - reporting.started
+    print(f"Ran for {seconds:.1f}s", file=sys.__stdout__, flush=True)
     files, junit = _report_outputs(context.config)
     places = [*files, *([junit] if junit else [])]
     if not places:

@@ -103,3 +103,45 @@ def test_openshell_target_defaults_to_the_gateway_pki(tmp_path):
     assert target.supervisor_image == "s:1"
     assert target.command == (str(binary),)
     assert target.with_sandbox_image("img:1").images == ("img:1", "s:1")
+
+
+def test_a_mistyped_parameter_is_refused_with_the_one_it_resembles():
+    with pytest.raises(
+        ParameterError,
+        match=r"-D sandbox_imag is not a parameter of this suite; "
+        r"did you mean -D sandbox_image\? use one of: target, ",
+    ):
+        select_target({"sandbox_imag": "mine:2"})
+
+
+def test_a_parameter_the_suite_does_not_read_is_refused():
+    with pytest.raises(ParameterError, match="-D podman_socket is not a parameter"):
+        select_target({"podman_socket": "/tmp/podman.sock"})
+
+
+def test_behaves_own_settings_pass_as_they_are():
+    target = select_target({"behave.formatter.html-pretty.title_string": "T"})
+
+    assert target.name == "reference"
+
+
+def test_a_tshark_that_cannot_be_run_is_refused_before_any_scenario(tmp_path):
+    missing = tmp_path / "tshark"
+
+    with pytest.raises(ParameterError, match=f"-D tshark={missing} is not an exec"):
+        select_target({"tshark": str(missing)})
+
+
+def test_a_tshark_on_path_is_taken(tmp_path):
+    fake = fake_binary(tmp_path, "TShark", name="tshark")
+
+    assert select_target({"tshark": str(fake)}).name == "reference"
+
+
+def test_each_image_is_named_with_the_parameter_that_set_it():
+    target = select_target({"sandbox_image": "mine:2"})
+
+    assert target.named_images == (("sandbox_image", "mine:2"),)
+    assert target.with_sandbox_image("suite:1").named_images == (
+        ("sandbox_image", "mine:2"),
+    )

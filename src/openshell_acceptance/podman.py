@@ -726,12 +726,16 @@ class PodmanService:
         with self._api(f"look up image {reference}"):
             return bool(self.client().images.exists(reference))
 
-    def ensure_image_present(self, reference: str) -> None:
-        """Raise ``ImageMissing`` unless the image is in local storage; never pull."""
+    def ensure_image_present(self, reference: str, *, named_by: str) -> None:
+        """Raise ``ImageMissing`` unless the image is in local storage; never pull.
+
+        ``named_by`` is the -D parameter that named the image, for the message.
+        """
         if not self.image_exists(reference):
             raise ImageMissing(
-                f"image {reference} is not in local storage: build it with "
-                f"`make image`, or load it with `podman load -i FILE`"
+                f"-D {named_by}={reference} is not in local storage, and the "
+                f"suite never pulls: load it with `podman load -i FILE` or build "
+                f"it with `podman build -t {reference} ...`"
             )
 
     # Removal

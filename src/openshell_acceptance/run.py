@@ -52,12 +52,12 @@ class SuiteRun:
             leftovers.remove_root(run.root)
         if stale or removed:
             self._log_leftovers(stale, ended, removed)
+        for parameter, image in target.named_images:
+            self.podman.ensure_image_present(image, named_by=parameter)
         if target.sandbox_image is None:
             target = target.with_sandbox_image(
                 ensure_sandbox_image(self.podman, log=self.log)
             )
-        for image in target.images:
-            self.podman.ensure_image_present(image)
         self.target = target
         self.podman.create_network(
             self.network_name,

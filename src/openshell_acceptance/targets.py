@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import subprocess
@@ -14,6 +15,15 @@ from .errors import ParameterError
 
 TARGETS = ("reference", "openshell")
 PKI_SOURCES = ("suite", "gateway")
+# Every -D parameter the suite reads; behave's own settings start with "behave.".
+PARAMETERS = (
+    "target",
+    "gateway_bin",
+    "pki",
+    "sandbox_image",
+    "supervisor_image",
+    "tshark",
+)
 
 # Flags every openshell-gateway build lists in its --help; a binary that lists
 # none of them is not a gateway, whatever its name.
@@ -43,6 +53,15 @@ class Target:
         """The images that must be present locally before any scenario."""
         return tuple(i for i in (self.sandbox_image, self.supervisor_image) if i)
 
+    @property
+    def named_images(self) -> tuple[tuple[str, str], ...]:
+        """Each image set so far, with the parameter that names it."""
+        named = (
+            ("sandbox_image", self.sandbox_image),
+            ("supervisor_image", self.supervisor_image),
+        )
+        return tuple((parameter, image) for parameter, image in named if image)
+
 
 def reference_gateway_command() -> tuple[str, ...]:
     """The reference gateway's console script, from this interpreter's prefix."""
@@ -64,6 +83,7 @@ def select_target(userdata: Mapping[str, str]) -> Target:
     Every parameter is checked here, before Podman or any scenario starts.
     The sandbox image stays None when the suite's own image is to be used.
     """
+    check_parameters(userdata)
     name = userdata.get("target", "reference")
     if name not in TARGETS:
         raise ParameterError(
@@ -110,6 +130,29 @@ def select_target(userdata: Mapping[str, str]) -> Target:
         supervisor_image=supervisor_image,
         pki_source=pki_source,
     )
+
+
+def check_parameters(userdata: Mapping[str, str]) -> None:
+    """Refuse a -D parameter the suite does not read, and a tshark it cannot run.
+
+    An unknown name is most often a typo; ignored, it would let a run pass
+    without what was asked of it.
+    """
+    for key in userdata:
+        if key in PARAMETERS or key.startswith("behave."):
+            continue
+        near = difflib.get_close_matches(key, PARAMETERS, n=1)
+        hint = f"did you mean -D {near[0]}? " if near else ""
+        raise ParameterError(
+            f"-D {key} is not a parameter of this suite; {hint}"
+            f"use one of: {', '.join(PARAMETERS)}"
+        )
+    tshark = userdata.get("tshark")
+    if tshark is not None and shutil.which(tshark) is None:
+        raise ParameterError(
+            f"-D tshark={tshark} is not an executable; point it at tshark, or "
+            "leave it out to use the one on PATH"
+        )
 
 
 def check_is_gateway(path: Path) -> None:

@@ -71,8 +71,8 @@ def test_a_missing_sandbox_image_says_how_to_get_one(behave) -> None:
     code, output = behave.run("-D", "sandbox_image=does-not-exist:1")
 
     line = _assert_one_error_before_any_scenario(code, output)
-    assert "does-not-exist:1 is not in local storage" in line
-    assert "make image" in line
+    assert "-D sandbox_image=does-not-exist:1 is not in local storage" in line
+    assert "podman load -i FILE" in line
     _assert_nothing_left(behave.tmpdir)
 
 

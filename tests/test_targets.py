@@ -42,7 +42,10 @@ def test_a_chosen_sandbox_image_is_kept():
     target = select_target({"sandbox_image": "mine:2"})
 
     assert target.with_sandbox_image("suite:1").sandbox_image == "mine:2"
-    assert target.images == ("mine:2",)
+    assert target.named_images == (("sandbox_image", "mine:2"),)
+    assert target.with_sandbox_image("suite:1").named_images == (
+        ("sandbox_image", "mine:2"),
+    )
 
 
 def test_unknown_target_is_refused():
@@ -102,7 +105,10 @@ def test_openshell_target_defaults_to_the_gateway_pki(tmp_path):
     assert target.pki_source == "gateway"
     assert target.supervisor_image == "s:1"
     assert target.command == (str(binary),)
-    assert target.with_sandbox_image("img:1").images == ("img:1", "s:1")
+    assert target.with_sandbox_image("img:1").named_images == (
+        ("sandbox_image", "img:1"),
+        ("supervisor_image", "s:1"),
+    )
 
 
 def test_a_mistyped_parameter_is_refused_with_the_one_it_resembles():
@@ -136,12 +142,3 @@ def test_a_tshark_on_path_is_taken(tmp_path):
     fake = fake_binary(tmp_path, "TShark", name="tshark")
 
     assert select_target({"tshark": str(fake)}).name == "reference"
-
-
-def test_each_image_is_named_with_the_parameter_that_set_it():
-    target = select_target({"sandbox_image": "mine:2"})
-
-    assert target.named_images == (("sandbox_image", "mine:2"),)
-    assert target.with_sandbox_image("suite:1").named_images == (
-        ("sandbox_image", "mine:2"),
-    )

@@ -49,13 +49,11 @@ class Target:
         return self if self.sandbox_image else replace(self, sandbox_image=image)
 
     @property
-    def images(self) -> tuple[str, ...]:
-        """The images that must be present locally before any scenario."""
-        return tuple(i for i in (self.sandbox_image, self.supervisor_image) if i)
-
-    @property
     def named_images(self) -> tuple[tuple[str, str], ...]:
-        """Each image set so far, with the parameter that names it."""
+        """Each image set so far, with the parameter that names it.
+
+        Each must be in local storage before any scenario.
+        """
         named = (
             ("sandbox_image", self.sandbox_image),
             ("supervisor_image", self.supervisor_image),
